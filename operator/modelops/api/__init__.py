@@ -1,0 +1,1 @@
+"""The ModelDeployment API: pydantic models of spec and status, the single source of truth for the CRD."""

@@ -1,0 +1,410 @@
+"""pydantic models of the ModelDeployment spec and status.
+
+These are the single source of truth: `modelops crd` generates the CRD's OpenAPI schema (with its
+bounds and CEL rules) from them, the controller parses objects with them, and the pure core takes
+them as input. Field names are camelCase on the wire through aliases.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelops.dev"
+VERSION = "v1alpha1"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAME = "mdep"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+SHA256 = r"^[0-9a-f]{64}$"
+URI_SCHEMES = ("http", "https", "pvc", "file")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Go-style duration such as `90s`, `1m30s` or `250ms`; raise ValueError otherwise."""
+    if not re.fullmatch(DURATION, text):
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h30m")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+class Model(BaseModel):
+    """Base for every API model: frozen, camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="forbid"
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it appears in the Kubernetes API (camelCase, no unset optionals)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+Duration = Annotated[str, Field(pattern=DURATION, max_length=32)]
+
+
+# ---------------------------------------------------------------- spec
+
+
+class ModelSource(Model):
+    """Which model the pods serve and where its artifact lives."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.format != 'joblib' || has(self.sha256)",
+                    "sha256 is required when format is joblib: loading a joblib file runs code",
+                    ".sha256",
+                ),
+            ]
+        }
+    )
+
+    name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63, description="Model name (DNS label).")
+    version: str = Field(
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+        min_length=1,
+        max_length=63,
+        description="Model version, shown in status and metric labels.",
+    )
+    uri: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^(https?|pvc|file)://[^\s]+$",
+        description="Artifact location: http(s)://, pvc://<claim>/<path> or file://<path>.",
+    )
+    sha256: str | None = Field(default=None, pattern=SHA256, description="Lowercase hex sha256 of the model file.")
+    format: Literal["joblib", "skops"] = Field(default="joblib", description="Serialization format.")
+
+
+class Batching(Model):
+    """Adaptive micro-batching in the model server."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    max_latency_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
+class ResourceList(Model):
+    cpu: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$", max_length=16)
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?([KMGT]i?|[kMGT])?$", max_length=16)
+
+
+class Resources(Model):
+    requests: ResourceList | None = None
+    limits: ResourceList | None = None
+
+
+class Serving(Model):
+    """How the serving pods run."""
+
+    replicas: int = Field(default=2, ge=0, le=100)
+    image: str = Field(default="modelops-operator:0.1.0", min_length=1, max_length=512)
+    workers: int = Field(default=1, ge=1, le=32, description="Server worker processes per pod.")
+    port: int = Field(default=8080, ge=1024, le=65535)
+    resources: Resources | None = None
+    batching: Batching = Field(default_factory=Batching)
+
+
+class HTTPRouteRef(Model):
+    name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
+
+
+class Traffic(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.router != 'GatewayAPI' || has(self.httpRoute)",
+                    "httpRoute is required when router is GatewayAPI",
+                    ".httpRoute",
+                )
+            ]
+        }
+    )
+
+    router: Literal["ReplicaRatio", "GatewayAPI"] = "ReplicaRatio"
+    http_route: HTTPRouteRef | None = None
+
+
+class Pause(Model):
+    """A pause: timed when `duration` is set, otherwise until promoted."""
+
+    duration: Duration | None = None
+
+
+class AnalysisStep(Model):
+    """Hold the step until this many consecutive analysis intervals pass."""
+
+    count: int = Field(default=1, ge=1, le=100)
+
+
+class Step(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+                    "each step sets exactly one of setWeight, pause, analysis",
+                )
+            ]
+        }
+    )
+
+    set_weight: int | None = Field(default=None, ge=1, le=100)
+    pause: Pause | None = None
+    analysis: AnalysisStep | None = None
+
+
+class VsStable(Model):
+    """Compare the canary with the stable track over the same window."""
+
+    max_increase: float = Field(ge=0, le=100, description="Allowed relative increase, 0.2 = 20%.")
+
+
+class PrometheusQuery(Model):
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL; $revision, $track, $namespace, $name and $interval are substituted.",
+    )
+
+
+BuiltinMetric = Literal["errorRate", "latencyP99", "predictionDrift", "featureDrift"]
+
+
+class Metric(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.builtin) != has(self.prometheus)",
+                    "set exactly one of builtin, prometheus",
+                ),
+                cel(
+                    "has(self.max) || has(self.min) || has(self.vsStable)",
+                    "set at least one of max, min, vsStable",
+                ),
+                cel(
+                    "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "min must not exceed max",
+                    ".min",
+                ),
+            ]
+        }
+    )
+
+    name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
+    builtin: BuiltinMetric | None = None
+    prometheus: PrometheusQuery | None = None
+    max: float | None = Field(default=None, ge=-1e12, le=1e12)
+    min: float | None = Field(default=None, ge=-1e12, le=1e12)
+    vs_stable: VsStable | None = None
+
+
+class Analysis(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
+                    "metric names must be unique",
+                    ".metrics",
+                )
+            ]
+        }
+    )
+
+    interval: Duration = "30s"
+    failure_limit: int = Field(default=2, ge=0, le=100, description="Failed measurements tolerated.")
+    inconclusive_limit: int = Field(default=5, ge=0, le=1000, description="Inconclusive ones before the rollout holds.")
+    min_requests: int = Field(default=20, ge=0, le=1_000_000, description="Requests needed before any verdict.")
+    no_data: Literal["Inconclusive", "Failed"] = "Inconclusive"
+    metrics: list[Metric] = Field(default_factory=list, max_length=16)
+
+
+class Rollout(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted() && "
+                    "self.steps.filter(s, has(s.setWeight)).all(s, "
+                    "self.steps.filter(t, has(t.setWeight) && t.setWeight == s.setWeight).size() == 1)",
+                    "setWeight values must be strictly increasing",
+                    ".steps",
+                )
+            ]
+        }
+    )
+
+    traffic: Traffic = Field(default_factory=Traffic)
+    steps: list[Step] = Field(
+        default_factory=lambda: [
+            Step(set_weight=10),
+            Step(pause=Pause(duration="30s")),
+            Step(set_weight=50),
+            Step(pause=Pause(duration="30s")),
+        ],
+        max_length=32,
+    )
+    analysis: Analysis = Field(default_factory=Analysis)
+    bake_time: Duration = Field(default="0s", description="After promotion, how long an undo is a fast switch back.")
+
+
+class DriftMonitoring(Model):
+    threshold: float = Field(default=0.2, ge=0, le=10, description="PSI above which drift is reported.")
+    window: Duration = "10m"
+
+
+class Monitoring(Model):
+    prometheus_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Prometheus to query; without it the operator scrapes the pods directly.",
+    )
+    drift: DriftMonitoring = Field(default_factory=DriftMonitoring)
+
+
+class ModelDeploymentSpec(Model):
+    model: ModelSource
+    serving: Serving = Field(default_factory=Serving)
+    rollout: Rollout = Field(default_factory=Rollout)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+
+    @field_validator("rollout")
+    @classmethod
+    def _durations_parse(cls, value: Rollout) -> Rollout:
+        parse_duration(value.analysis.interval)
+        for step in value.steps:
+            if step.pause and step.pause.duration:
+                parse_duration(step.pause.duration)
+        return value
+
+
+# ---------------------------------------------------------------- status
+
+
+class Condition(Model):
+    type: str = Field(max_length=64)
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(max_length=128)
+    message: str = Field(default="", max_length=2048)
+    last_transition_time: str = Field(max_length=64)
+    observed_generation: int | None = None
+
+
+class TrackStatus(Model):
+    revision: str | None = Field(default=None, max_length=64)
+    model_version: str | None = Field(default=None, max_length=63)
+    replicas: int = 0
+    ready_replicas: int = 0
+
+
+class CanaryStatus(Model):
+    revision: str | None = Field(default=None, max_length=64)
+    model_version: str | None = Field(default=None, max_length=63)
+    weight: int = Field(default=0, ge=0, le=100, description="Desired share of traffic, percent.")
+    observed_weight: int = Field(default=0, ge=0, le=100, description="Share the router carries now.")
+    step_index: int = 0
+    step_started_at: str | None = Field(default=None, max_length=64)
+    replicas: int = 0
+    ready_replicas: int = 0
+    paused: bool = False
+    aborted: bool = False
+    abort_reason: str | None = Field(default=None, max_length=2048)
+
+
+class MetricResult(Model):
+    name: str = Field(max_length=63)
+    value: float | None = None
+    stable_value: float | None = None
+    limit: str | None = Field(default=None, max_length=256)
+    verdict: Literal["Successful", "Failed", "Inconclusive", "Error"]
+    samples: int = 0
+    message: str = Field(default="", max_length=1024)
+    measured_at: str = Field(max_length=64)
+
+
+class AnalysisStatus(Model):
+    phase: Literal["Pending", "Running", "Successful", "Failed", "Inconclusive"] = "Pending"
+    successes: int = 0
+    failures: int = 0
+    inconclusives: int = 0
+    last_run_at: str | None = Field(default=None, max_length=64)
+    metrics: list[MetricResult] = Field(default_factory=list, max_length=16)
+
+
+class HistoryEntry(Model):
+    revision: str = Field(max_length=64)
+    model_version: str = Field(max_length=63)
+    outcome: Literal["Promoted", "Aborted", "Superseded", "Rolledback", "Deployed"]
+    reason: str = Field(default="", max_length=1024)
+    at: str = Field(max_length=64)
+    uri: str | None = Field(default=None, max_length=2048)
+    sha256: str | None = Field(default=None, max_length=64)
+    format: str | None = Field(default=None, max_length=16)
+
+
+HISTORY_LIMIT = 10
+
+
+class ModelDeploymentStatus(Model):
+    model_config = ConfigDict(
+        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
+    )
+
+    observed_generation: int | None = None
+    phase: str | None = Field(default=None, max_length=32)
+    message: str | None = Field(default=None, max_length=2048)
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    stable: TrackStatus | None = None
+    canary: CanaryStatus | None = None
+    analysis: AnalysisStatus | None = None
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+
+    @model_validator(mode="after")
+    def _bounded_history(self) -> ModelDeploymentStatus:
+        if len(self.history) > HISTORY_LIMIT:
+            raise ValueError(f"history holds at most {HISTORY_LIMIT} entries")
+        return self
+
+
+class ModelDeploymentObject(BaseModel):
+    """The parts of a ModelDeployment object the operator reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: dict[str, Any]
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus = Field(default_factory=ModelDeploymentStatus)
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace", "default"))
+
+    @property
+    def generation(self) -> int:
+        return int(self.metadata.get("generation", 0))

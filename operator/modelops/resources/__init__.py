@@ -1,0 +1,1 @@
+"""Pure, deterministic builders of the child objects a ModelDeployment owns."""

@@ -1,0 +1,1 @@
+"""The model server that runs in serving pods."""

@@ -1,0 +1,1 @@
+"""The trainer that retraining Jobs run; it also makes the demo models."""
