@@ -317,6 +317,9 @@ class TrackStatus(Model):
     model_version: str | None = Field(default=None, max_length=63)
     replicas: int = 0
     ready_replicas: int = 0
+    model: ModelSource | None = Field(
+        default=None, description="The model this track runs, to rebuild its Deployment after spec moved on."
+    )
 
 
 class CanaryStatus(Model):
@@ -331,6 +334,13 @@ class CanaryStatus(Model):
     paused: bool = False
     aborted: bool = False
     abort_reason: str | None = Field(default=None, max_length=2048)
+    model: ModelSource | None = Field(default=None, description="The model the canary runs.")
+    analysis_step_successes: int = Field(
+        default=0, ge=0, description="Successful runs in a row since the current analysis step began."
+    )
+    rollback: bool = Field(
+        default=False, description="An undo: straight to full strength, then switched; no steps, no analysis."
+    )
 
 
 class MetricResult(Model):
@@ -351,6 +361,15 @@ class AnalysisStatus(Model):
     inconclusives: int = 0
     last_run_at: str | None = Field(default=None, max_length=64)
     metrics: list[MetricResult] = Field(default_factory=list, max_length=16)
+    started_at: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When the canary first carried traffic; run 1 is due an interval later.",
+    )
+    consecutive_successes: int = Field(default=0, ge=0)
+    consecutive_inconclusives: int = Field(
+        default=0, ge=0, description="Inconclusive or Error runs in a row; above inconclusiveLimit: Stalled."
+    )
 
 
 class HistoryEntry(Model):
@@ -367,6 +386,24 @@ class HistoryEntry(Model):
 HISTORY_LIMIT = 10
 
 
+class PreviousStatus(Model):
+    """The revision a promotion replaced, kept until `until` (bake window): an undo is a quick switch."""
+
+    revision: str = Field(max_length=64)
+    model_version: str | None = Field(default=None, max_length=63)
+    model: ModelSource | None = None
+    until: str = Field(max_length=64)
+
+
+class PinnedRevision(Model):
+    """An undo pins this revision instead of the spec's, until the spec's revision changes from `replaces`."""
+
+    revision: str = Field(max_length=64)
+    model_version: str | None = Field(default=None, max_length=63)
+    model: ModelSource | None = None
+    replaces: str = Field(max_length=64, description="The spec revision current when the undo was asked.")
+
+
 class ModelDeploymentStatus(Model):
     model_config = ConfigDict(
         frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
@@ -380,6 +417,11 @@ class ModelDeploymentStatus(Model):
     canary: CanaryStatus | None = None
     analysis: AnalysisStatus | None = None
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    previous: PreviousStatus | None = None
+    pinned: PinnedRevision | None = None
+    handled_commands: dict[str, str] = Field(
+        default_factory=dict, description="Command annotation name -> nonce of the last request handled."
+    )
 
     @model_validator(mode="after")
     def _bounded_history(self) -> ModelDeploymentStatus:
