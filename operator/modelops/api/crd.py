@@ -23,6 +23,7 @@ from modelops.api.models import (
 )
 
 _DROP = {"title"}
+MAX_NAME_LENGTH = 42
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
@@ -124,6 +125,11 @@ def crd() -> dict[str, Any]:
                             "type": "object",
                             "description": "A model served by pods, rolled out to new versions as a canary.",
                             "required": ["spec"],
+                            "x-kubernetes-validations": [{
+                                "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+                                "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: "
+                                           "child objects add an 11-character revision suffix",
+                            }],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

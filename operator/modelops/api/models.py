@@ -37,9 +37,9 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
     """One `x-kubernetes-validations` entry."""
-    entry = {"rule": rule, "message": message}
+    entry: dict[str, Any] = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry
@@ -91,7 +91,9 @@ class ModelSource(Model):
         pattern=r"^(https?|pvc|file)://[^\s]+$",
         description="Artifact location: http(s)://, pvc://<claim>/<path> or file://<path>.",
     )
-    sha256: str | None = Field(default=None, pattern=SHA256, description="Lowercase hex sha256 of the model file.")
+    sha256: str | None = Field(
+        default=None, pattern=SHA256, max_length=64, description="Lowercase hex sha256 of the model file."
+    )
     format: Literal["joblib", "skops"] = Field(default="joblib", description="Serialization format.")
 
 

@@ -1,0 +1,172 @@
+"""Pure builders of the child objects a ModelDeployment owns: one Deployment per revision and
+the Services that select them. Plain dicts in, plain dicts out, byte-for-byte deterministic so
+that server-side apply of an unchanged object is a no-op.
+
+Called by the controller on every reconcile; unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.api.models import ModelDeploymentSpec, ResourceList
+from modelops.resources.naming import (
+    LABEL_COMPONENT,
+    LABEL_MODEL,
+    LABEL_REVISION,
+    LABEL_VERSION,
+    common_labels,
+    deployment_name,
+    revision_selector,
+    selector_labels,
+    service_name,
+    track_service_name,
+)
+
+MODEL_DIR = "/models/current"
+OWNER_API_VERSION = "modelops.dev/v1alpha1"
+OWNER_KIND = "ModelDeployment"
+
+
+def owner_reference(name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": OWNER_API_VERSION,
+        "kind": OWNER_KIND,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _resources(requests: ResourceList | None, limits: ResourceList | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if requests is not None and requests.wire():
+        out["requests"] = requests.wire()
+    if limits is not None and limits.wire():
+        out["limits"] = limits.wire()
+    return out
+
+
+# The "restricted" Pod Security Standard, for the pod and each container.
+_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                 "seccompProfile": {"type": "RuntimeDefault"}}
+_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                       "capabilities": {"drop": ["ALL"]}}
+
+
+def fetch_args(spec: ModelDeploymentSpec) -> list[str]:
+    """The init step: fetch and verify the artifact before anything deserialises it."""
+    args = ["fetch", spec.model.uri, "--output", MODEL_DIR]
+    if spec.model.sha256:
+        args += ["--sha256", spec.model.sha256]
+    return args
+
+
+def serve_args(spec: ModelDeploymentSpec, revision: str) -> list[str]:
+    s = spec.serving
+    args = ["serve", MODEL_DIR, "--host", "0.0.0.0", "--port", str(s.port),
+            "--name", spec.model.name, "--version", spec.model.version, "--revision", revision,
+            "--workers", str(s.workers), "--max-batch-size", str(s.batching.max_batch_size),
+            "--max-latency-ms", f"{s.batching.max_latency_ms:g}"]
+    if spec.model.sha256:
+        args += ["--sha256", spec.model.sha256]
+    return args
+
+
+def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, revision: str,
+               replicas: int) -> dict[str, Any]:
+    """The Deployment that runs one revision of the model."""
+    s = spec.serving
+    labels = {**common_labels(name), LABEL_REVISION: revision, LABEL_MODEL: spec.model.name,
+              LABEL_VERSION: spec.model.version, LABEL_COMPONENT: "server"}
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": s.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["modelops"],
+        "args": serve_args(spec, revision),
+        "ports": [{"name": "http", "containerPort": s.port, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"},
+                           "periodSeconds": 2, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
+                          "periodSeconds": 10, "failureThreshold": 3},
+        "env": [{"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/metrics"}],
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    resources = _resources(s.resources.requests, s.resources.limits) if s.resources else {}
+    if resources:
+        container["resources"] = resources
+    init: dict[str, Any] = {
+        "name": "fetch-model",
+        "image": s.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["modelops"],
+        "args": fetch_args(spec),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(name, revision),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(name, uid)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": revision_selector(name, revision)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(s.port),
+                                    "prometheus.io/path": "/metrics"},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": _POD_SECURITY,
+                    "initContainers": [init],
+                    "containers": [container],
+                    "volumes": [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def service(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec) -> dict[str, Any]:
+    """The Service clients call: it selects every serving pod of the ModelDeployment."""
+    return _service(service_name(name), namespace, name, uid, spec, selector_labels(name))
+
+
+def track_service(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, track: str,
+                  revision: str) -> dict[str, Any]:
+    """A Service over one track (stable or canary), a weighted backend of an HTTPRoute."""
+    return _service(track_service_name(name, track), namespace, name, uid, spec,
+                    revision_selector(name, revision))
+
+
+def _service(svc: str, namespace: str, owner: str, uid: str, spec: ModelDeploymentSpec,
+             selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": svc,
+            "namespace": namespace,
+            "labels": {**common_labels(owner), LABEL_MODEL: spec.model.name},
+            "ownerReferences": [owner_reference(owner, uid)],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

@@ -1,0 +1,1 @@
+"""The local control plane that the integration and end-to-end tests (and `make demo`) run on."""

@@ -1,0 +1,135 @@
+"""Build the local control plane's binaries from their Go modules, once per version.
+
+kube-apiserver, kube-controller-manager, kube-scheduler and kubectl come from k8s.io/kubernetes
+(through the module in gomod/kubernetes, whose replaces pin each staging module), etcd from
+go.etcd.io/etcd/server/v3 and kwok from sigs.k8s.io/kwok. Binaries are cached in the user cache
+dir keyed by version, so a warm run builds nothing; `.cluster/bin/` links to them.
+Called by `make cluster-binaries`, by `localcluster.up()` and so by the pytest session fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+GOMOD = HERE / "gomod"
+
+
+def versions() -> dict[str, str]:
+    """The pinned versions, read from versions.env (the one place they are named)."""
+    out: dict[str, str] = {}
+    for line in (HERE / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "modelops" / "bin"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: str
+    module_dir: Path
+    packages: dict[str, str]  # binary name -> Go package
+    ldflags: str = "-s -w"
+
+    @property
+    def directory(self) -> Path:
+        return cache_dir() / f"{self.name}-v{self.version}"
+
+    def missing(self) -> list[str]:
+        return [b for b in self.packages if not (self.directory / b).is_file()]
+
+
+def components() -> list[Component]:
+    v = versions()
+    k8s = v["KUBERNETES_VERSION"]
+    major, minor, _ = k8s.split(".")
+    stamp = " ".join(
+        f"-X {pkg}.{key}={value}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in (("gitVersion", f"v{k8s}"), ("gitMajor", major), ("gitMinor", minor),
+                           ("gitTreeState", "clean"))
+    )
+    return [
+        Component("etcd", v["ETCD_VERSION"], GOMOD / "etcd", {"etcd": "go.etcd.io/etcd/server/v3"}),
+        Component("kwok", v["KWOK_VERSION"], GOMOD / "kwok", {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
+        Component(
+            "kubernetes",
+            k8s,
+            GOMOD / "kubernetes",
+            {name: f"k8s.io/kubernetes/cmd/{name}"
+             for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")},
+            ldflags=f"-s -w {stamp}",
+        ),
+    ]
+
+
+class BuildError(Exception):
+    """A Go build of a control-plane binary failed."""
+
+
+def _build(component: Component, binary: str) -> None:
+    out = component.directory / binary
+    tmp = out.with_suffix(".partial")
+    cmd = ["go", "build", "-v", "-trimpath", f"-ldflags={component.ldflags}", "-o", str(tmp),
+           component.packages[binary]]
+    env = {**os.environ, "GOFLAGS": "-buildvcs=false"}
+    started = time.monotonic()
+    print(f"  building {binary} v{component.version} (Go, cached after this) ...", flush=True)
+    proc = subprocess.Popen(cmd, cwd=component.module_dir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    last = 0.0
+    for compiled, line in enumerate(proc.stdout, 1):
+        tail = [*tail[-30:], line.rstrip()]
+        now = time.monotonic()
+        if now - last > 15:
+            print(f"    {binary}: {compiled} packages, {now - started:.0f}s", flush=True)
+            last = now
+    if proc.wait() != 0:
+        raise BuildError(f"go build of {binary} failed:\n" + "\n".join(tail))
+    tmp.rename(out)
+    print(f"  built {binary} in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def ensure_binaries(bin_dir: Path | None = None) -> Path:
+    """Build what is missing from the cache and link every binary into `bin_dir`."""
+    bin_dir = bin_dir or REPO / ".cluster" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for component in components():
+        component.directory.mkdir(parents=True, exist_ok=True)
+        for binary in component.missing():
+            _build(component, binary)
+        for binary in component.packages:
+            link = bin_dir / binary
+            target = component.directory / binary
+            if link.is_symlink() or link.exists():
+                if link.resolve() == target:
+                    continue
+                link.unlink()
+            link.symlink_to(target)
+    return bin_dir
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    try:
+        where = ensure_binaries()
+    except BuildError as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    print(f"control-plane binaries ready in {where} ({time.monotonic() - started:.0f}s)")

@@ -1,0 +1,391 @@
+"""Start and stop a real local Kubernetes control plane: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok (which stands in for kubelets).
+
+Used by `make cluster-up` / `make cluster-down` (`python -m tests.cluster up|down`) and by the
+pytest session fixture. Everything binds 127.0.0.1; pod (10.244.0.0/16) and Service (10.96.0.0/16)
+addresses get an `unreachable` route in the root network namespace before anything starts, so no
+packet addressed to them can leave the machine. State lives in `.cluster/` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.cluster import build
+
+POD_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = "10.96.0.0/16"
+NODES = {"kwok-node-0": "10.244.0.0/24", "kwok-node-1": "10.244.1.0/24"}
+KWOK_NODE_LABEL = "type=kwok"
+
+
+class ClusterError(Exception):
+    """The local control plane could not be built or started."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    root: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".cluster"
+
+    @property
+    def bin(self) -> Path:
+        return self.state / "bin"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    @property
+    def pki(self) -> Path:
+        return self.state / "pki"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.state / "pids"
+
+    @property
+    def port_base(self) -> int:
+        # Derived from the checkout's path so that two checkouts never fight over ports.
+        env = os.environ.get("MODELOPS_CLUSTER_PORT_BASE")
+        if env:
+            return int(env)
+        return 20000 + (zlib.crc32(str(self.root).encode()) % 400) * 100
+
+    @property
+    def apiserver_port(self) -> int:
+        return self.port_base
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        """Run the built kubectl against this cluster and return its stdout."""
+        proc = subprocess.run(
+            [str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True, text=True, input=input, timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+
+def default() -> Cluster:
+    return Cluster(build.REPO)
+
+
+# ---------------------------------------------------------------- network safety
+
+
+def install_unreachable_routes() -> None:
+    """Make pod and Service ranges unroutable from the root namespace (idempotent)."""
+    for cidr in (POD_CIDR, SERVICE_CIDR):
+        proc = subprocess.run(["ip", "route", "replace", "unreachable", cidr], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ClusterError(f"cannot install unreachable route for {cidr}: {proc.stderr.strip()}")
+
+
+# ---------------------------------------------------------------- certificates
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ClusterError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+
+
+def _make_pki(pki: Path) -> None:
+    if (pki / "admin.crt").exists():
+        return
+    pki.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "3650", "-subj", "/CN=modelops-local-ca", cwd=pki)
+    (pki / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subject, ext in (("server", "/CN=kube-apiserver", "server.ext"),
+                               ("admin", "/O=system:masters/CN=modelops-admin", "client.ext")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", subject, cwd=pki)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "3650", "-extfile", ext, cwd=pki)
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def _write_kubeconfig(cluster: Cluster) -> None:
+    pki = cluster.pki
+    cluster.kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "modelops-local",
+                      "cluster": {"server": cluster.server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": "modelops-admin",
+                   "user": {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}}],
+        "contexts": [{"name": "modelops-local", "context": {"cluster": "modelops-local", "user": "modelops-admin"}}],
+        "current-context": "modelops-local",
+    }, indent=2))
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _start(cluster: Cluster, name: str, args: list[str]) -> None:
+    cluster.logs.mkdir(parents=True, exist_ok=True)
+    cluster.pids.mkdir(parents=True, exist_ok=True)
+    log = open(cluster.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=cluster.state)
+    (cluster.pids / f"{name}.pid").write_text(str(proc.pid))
+
+
+def _running(cluster: Cluster) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if cluster.pids.is_dir():
+        for f in cluster.pids.glob("*.pid"):
+            pid = int(f.read_text())
+            if _pid_alive(pid):
+                out[f.stem] = pid
+    return out
+
+
+def _ssl_context(cluster: Cluster) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    ctx.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))
+    return ctx
+
+
+def healthy(cluster: Cluster) -> bool:
+    """True when the API server answers /readyz."""
+    if not (cluster.pki / "admin.crt").exists():
+        return False
+    try:
+        with urllib.request.urlopen(f"{cluster.server}/readyz", context=_ssl_context(cluster), timeout=3) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _wait(what: str, check: object, timeout: float, cluster: Cluster, log: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        if log and log not in _running(cluster):
+            break
+        time.sleep(0.25)
+    tail = ""
+    if log:
+        path = cluster.logs / f"{log}.log"
+        if path.exists():
+            tail = "\n".join(path.read_text(errors="replace").splitlines()[-25:])
+    raise ClusterError(f"{what} did not come up within {timeout:.0f}s\n{tail}")
+
+
+def _etcd_healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return bool(json.loads(r.read()).get("health") == "true")
+    except (OSError, ValueError):
+        return False
+
+
+def _nodes_manifest() -> str:
+    docs = []
+    for name, cidr in NODES.items():
+        docs.append(json.dumps({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": {"type": "kwok", "kubernetes.io/hostname": name,
+                                                  "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+                         "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+            "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                       "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
+                                    "kubeletVersion": "fake", "kubeProxyVersion": "fake"}},
+        }))
+    return "\n".join(docs)
+
+
+def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
+    """Start the control plane, or reuse the one already running from this checkout."""
+    cluster = cluster or default()
+    say = (lambda *_: None) if quiet else (lambda msg: print(msg, flush=True))
+    install_unreachable_routes()
+    if healthy(cluster) and {"etcd", "kube-apiserver", "kwok"} <= set(_running(cluster)):
+        say(f"control plane already running at {cluster.server}")
+        return cluster
+    if _running(cluster):
+        down(cluster, quiet=True)
+    started = time.monotonic()
+    say("building control-plane binaries (cached per version)")
+    try:
+        build.ensure_binaries(cluster.bin)
+    except build.BuildError as error:
+        raise ClusterError(str(error)) from error
+    cluster.state.mkdir(parents=True, exist_ok=True)
+    _make_pki(cluster.pki)
+    _write_kubeconfig(cluster)
+    pki, b, p = cluster.pki, cluster.bin, cluster.port_base
+    etcd_port = p + 1
+    say(f"starting etcd on 127.0.0.1:{etcd_port}")
+    _start(cluster, "etcd", [
+        str(b / "etcd"), "--name", "modelops", "--data-dir", str(cluster.state / "etcd"),
+        "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+        "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+        "--listen-peer-urls", f"http://127.0.0.1:{p + 2}",
+        "--initial-advertise-peer-urls", f"http://127.0.0.1:{p + 2}",
+        "--initial-cluster", f"modelops=http://127.0.0.1:{p + 2}",
+        "--listen-metrics-urls", f"http://127.0.0.1:{p + 3}",
+        "--unsafe-no-fsync", "--quota-backend-bytes", str(2 * 1024**3), "--log-level", "warn",
+    ])
+    _wait("etcd", lambda: _etcd_healthy(etcd_port), 60, cluster, "etcd")
+    say(f"starting kube-apiserver on {cluster.server}")
+    _start(cluster, "kube-apiserver", [
+        str(b / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p}",
+        f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=Node,RBAC",
+        # The advertise address is loopback, which Endpoints refuse; nothing dials the Service.
+        "--endpoint-reconciler-type=none",
+        "--allow-privileged=true", "--profiling=false", "--v=0",
+    ])
+    _wait("kube-apiserver", lambda: healthy(cluster), 120, cluster, "kube-apiserver")
+    kubeconfig = str(cluster.kubeconfig)
+    say("starting kube-controller-manager, kube-scheduler and kwok")
+    _start(cluster, "kube-controller-manager", [
+        str(b / "kube-controller-manager"), f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
+        f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
+        "--leader-elect=false", "--secure-port=0", "--allocate-node-cidrs=false",
+        f"--cluster-cidr={POD_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+        "--concurrent-gc-syncs=20", "--v=0",
+    ])
+    _start(cluster, "kube-scheduler", [
+        str(b / "kube-scheduler"), f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        "--leader-elect=false", "--secure-port=0", "--v=0",
+    ])
+    _start(cluster, "kwok", [
+        str(b / "kwok"), f"--kubeconfig={kubeconfig}",
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
+        f"--server-address=127.0.0.1:{p + 4}",
+        "--node-lease-duration-seconds=40",
+    ])
+    cluster.kubectl("apply", "-f", "-", input=_nodes_manifest())
+    _wait("kwok nodes Ready", lambda: _nodes_ready(cluster), 90, cluster, "kwok")
+    _wait("default service account", lambda: _has_default_sa(cluster), 60, cluster, "kube-controller-manager")
+    say(f"control plane healthy in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}")
+    return cluster
+
+
+def _nodes_ready(cluster: Cluster) -> bool:
+    out = cluster.kubectl("get", "nodes", "-o", "json", check=False)
+    try:
+        items = json.loads(out)["items"]
+    except (ValueError, KeyError):
+        return False
+    ready = [n for n in items
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))]
+    return len(ready) >= len(NODES)
+
+
+def _has_default_sa(cluster: Cluster) -> bool:
+    return bool(cluster.kubectl("get", "serviceaccount", "default", "-o", "name", check=False).strip())
+
+
+def down(cluster: Cluster | None = None, quiet: bool = False) -> None:
+    """Stop every component and remove the cluster's state (the binaries stay cached)."""
+    cluster = cluster or default()
+    running = _running(cluster)
+    for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+        pid = running.get(name)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_pid_alive(pid) for pid in running.values()):
+        time.sleep(0.1)
+    for pid in running.values():
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    for path in ("etcd", "pids", "logs", "pki", "kubeconfig"):
+        target = cluster.state / path
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+    if not quiet:
+        print("control plane stopped and its state removed")
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "up"
+    try:
+        if command == "up":
+            up()
+        elif command == "down":
+            down()
+        elif command == "binaries":
+            build.ensure_binaries()
+        elif command == "status":
+            cluster = default()
+            print(json.dumps({"healthy": healthy(cluster), "server": cluster.server,
+                              "running": _running(cluster)}, indent=2))
+        else:
+            print(f"usage: python -m tests.cluster up|down|status|binaries (got {command!r})", file=sys.stderr)
+            return 2
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,100 @@
+"""Shared fixtures: the real local control plane (session-wide) and a running operator.
+
+The control plane is built and started by tests/cluster; when it cannot start, every test that
+needs it errors (it never skips). A control plane already running from this checkout (`make
+cluster-up`) is reused and left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from tests.cluster import localcluster
+
+ROOT = Path(__file__).resolve().parents[1]
+CRD_FILE = ROOT / "crds" / "modeldeployments.modelops.dev.yaml"
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], what: str, timeout: float = 60, interval: float = 0.2) -> T:
+    """Poll until `check` returns something truthy; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: T = check()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+        last = check()
+    return last
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[localcluster.Cluster]:
+    c = localcluster.default()
+    was_running = localcluster.healthy(c)
+    c = localcluster.up(c)  # raises ClusterError: the test errors, never skips
+    c.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+    c.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev", "--timeout=60s")
+    yield c
+    if not was_running and not os.environ.get("MODELOPS_KEEP_CLUSTER"):
+        localcluster.down(c, quiet=True)
+
+
+class OperatorProcess:
+    """`modelops run` as a child process, as it runs in a cluster (but on this machine)."""
+
+    def __init__(self, cluster: localcluster.Cluster, log: Path) -> None:
+        self.cluster = cluster
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen([sys.executable, "-m", "modelops.cli.main", "run"],
+                                     env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def operator(cluster: localcluster.Cluster, tmp_path: Path) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(cluster, tmp_path / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+    sys.stdout.write(f"\noperator log: {op.log}\n")
+
+
+@pytest.fixture
+def namespace(cluster: localcluster.Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted (without waiting) afterwards."""
+    name = f"t-{request.node.name.lower().replace('_', '-')[:40].strip('-')}-{int(time.time() * 1000) % 100000}"
+    name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name)
+    cluster.kubectl("create", "namespace", name)
+    wait_for(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, "-o", "name", check=False),
+             "the namespace's default service account", timeout=60)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
