@@ -1,9 +1,165 @@
-"""`modelops train`, `modelops fetch` and `modelops serve`: the tools that run in serving pods."""
+"""`modelops train`, `modelops fetch` and `modelops serve`: the tools that run in serving pods.
+
+Registered on the `modelops` command by modelops.cli.main. Heavy imports (scikit-learn, numpy,
+the server) happen inside each command so `modelops --help` and the operator stay light.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 
 def register(commands: Any) -> None:
-    """Add the serving subcommands (being written under the serving issue)."""
+    """Add the serving subcommands to the `modelops` argparse subparsers."""
+    _register_train(commands)
+    _register_fetch(commands)
+    _register_serve(commands)
+
+
+def _register_train(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser(
+        "train", help="train a scikit-learn model and write a model directory",
+        description="Train a scikit-learn pipeline and write model file, model.sha256 and metadata.json.",
+    )
+    p.add_argument("--dataset", required=True, help="iris | wine | breast_cancer | diabetes | PATH.csv | PATH.parquet")
+    p.add_argument("--output", required=True, type=Path, help="model directory to write")
+    p.add_argument("--format", choices=["joblib", "skops"], default="joblib")
+    p.add_argument("--target", help="target column of a CSV/Parquet dataset (default: the last column)")
+    p.add_argument("--version", default="1", help="model version recorded in metadata.json")
+    p.add_argument("--name", help="model name (default: the dataset's name)")
+    p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    p.add_argument("--estimator", choices=["linear", "forest", "hgb"], default="linear")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bins", type=int, default=10, help="drift baseline bins per feature")
+    bad = p.add_argument_group("deliberately bad models (rollout tests and demos)")
+    bad.add_argument("--shuffle-labels", action="store_true", help="train on shuffled labels: a worse model")
+    bad.add_argument("--slow-ms", type=float, default=0.0, help="sleep this many ms in every predict call")
+    bad.add_argument("--fail-above", type=float, help="raise on rows whose --fail-feature exceeds this value")
+    bad.add_argument("--fail-feature", type=int, default=0, help="feature index checked by --fail-above")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from modelops.training.trainer import TrainOptions, train
+
+    try:
+        meta = train(
+            TrainOptions(
+                dataset=args.dataset,
+                output=args.output,
+                format=args.format,
+                target=args.target,
+                version=args.version,
+                name=args.name,
+                task=args.task,
+                estimator=args.estimator,
+                seed=args.seed,
+                bins=args.bins,
+                shuffle_labels=args.shuffle_labels,
+                slow_ms=args.slow_ms,
+                fail_above=args.fail_above,
+                fail_feature=args.fail_feature,
+            )
+        )
+    except (ValueError, OSError) as exc:
+        print(f"modelops train: {exc}", file=sys.stderr)
+        return 2
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in meta.metrics.items())
+    print(f"wrote {args.output} ({meta.name} v{meta.version}, {meta.format}, {meta.task}; {metrics}) sha256={meta.sha256}")
+    return 0
+
+
+def _register_fetch(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser(
+        "fetch", help="fetch and verify a model file (serving pod init step)",
+        description="Fetch a model file (and its sibling metadata.json) into a directory, verifying sha256.",
+    )
+    p.add_argument("uri", help="file:///path/model.joblib | pvc://<claim>/<path> | http(s)://...")
+    p.add_argument("--sha256", required=True, help="expected hex digest of the model file")
+    p.add_argument("--output", required=True, type=Path, help="directory to write into")
+    p.add_argument("--pvc-root", type=Path, default=Path("/mnt/pvc"), help="where pvc://<claim> volumes are mounted")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
+    p.add_argument("--retries", type=int, default=3, help="retries of a failed HTTP download")
+    p.set_defaults(func=_fetch)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from modelops.serving.fetch import FetchError, fetch_model
+
+    try:
+        path = fetch_model(args.uri, args.sha256, args.output, args.pvc_root, args.timeout, args.retries)
+    except (FetchError, OSError) as exc:
+        print(f"modelops fetch: {exc}", file=sys.stderr)
+        return 1
+    print(f"fetched {args.uri} -> {path} (sha256 verified)")
+    return 0
+
+
+def _register_serve(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser(
+        "serve", help="serve a model directory over HTTP (OIP v2 and KServe v1)",
+        description="Serve a model directory: OIP v2 REST, KServe v1, Prometheus /metrics.",
+    )
+    p.add_argument("model_dir", type=Path, metavar="DIR")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--name", help="model name in URLs (default: the model's own)")
+    p.add_argument("--version", help="model version (default: from metadata.json)")
+    p.add_argument("--revision", default="", help="revision label on metrics (default: sha256 prefix)")
+    p.add_argument("--sha256", help="expected digest of the model file (default: model.sha256)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per CPU)")
+    p.add_argument("--max-batch-size", type=int, default=64, help="most rows merged into one predict")
+    p.add_argument("--max-latency-ms", type=float, default=0.0,
+                   help="longest a request may wait for a batch to fill (0: merge only what arrived together)")
+    p.add_argument("--max-rows", type=int, default=4096, help="most rows in one request")
+    p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
+    p.add_argument("--request-timeout", type=float, default=10.0, help="seconds a client has to send a request")
+    p.add_argument("--keepalive-timeout", type=float, default=75.0)
+    p.add_argument("--drain-timeout", type=float, default=25.0, help="seconds to finish in-flight work on SIGTERM")
+    p.add_argument("--allow-version-mismatch", action="store_true",
+                   help="serve a model trained with another scikit-learn minor / numpy major version")
+    nan = p.add_mutually_exclusive_group()
+    nan.add_argument("--allow-nan", dest="allow_nan", action="store_true", default=None,
+                     help="accept NaN/Inf inputs (default: as metadata.json says)")
+    nan.add_argument("--reject-nan", dest="allow_nan", action="store_false")
+    p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic compared with the baseline")
+    p.add_argument("--drift-interval", type=float, default=5.0, help="seconds between PSI updates")
+    p.add_argument("--drift-min-rows", type=int, default=100, help="rows needed before PSI is exported")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from modelops.serving.server import ServeConfig, serve
+
+    for flag, value in (("--workers", args.workers), ("--max-batch-size", args.max_batch_size - 1),
+                        ("--max-rows", args.max_rows - 1)):
+        if value < 0:
+            print(f"modelops serve: {flag} must be positive", file=sys.stderr)
+            return 2
+    return serve(
+        ServeConfig(
+            model_dir=args.model_dir,
+            host=args.host,
+            port=args.port,
+            name=args.name,
+            version=args.version,
+            revision=args.revision,
+            sha256=args.sha256,
+            workers=args.workers,
+            max_batch_size=args.max_batch_size,
+            max_latency_ms=args.max_latency_ms,
+            max_rows=args.max_rows,
+            max_body_bytes=args.max_body_bytes,
+            request_timeout_s=args.request_timeout,
+            keepalive_timeout_s=args.keepalive_timeout,
+            drain_timeout_s=args.drain_timeout,
+            allow_version_mismatch=args.allow_version_mismatch,
+            allow_nan=args.allow_nan,
+            drift_window_s=args.drift_window,
+            drift_interval_s=args.drift_interval,
+            drift_min_rows=args.drift_min_rows,
+        )
+    )

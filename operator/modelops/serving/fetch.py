@@ -1,0 +1,150 @@
+"""`modelops fetch`: the init step of a serving pod, bringing a model file into a directory.
+
+Run as the serving pod's init container (same image). Supports ``file://``, ``pvc://<claim>/<path>``
+(a volume mounted under ``--pvc-root``) and ``http(s)://``. The model file is streamed into a temp
+file while hashing; only when its sha256 matches is it renamed into place, so a partial or
+tampered file never sits where the server would load it. The sibling ``metadata.json`` comes too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from modelops.training.artifact import METADATA_FILE, MODEL_FILES, SHA256_FILE, atomic_write_bytes
+
+CHUNK = 1 << 20
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+
+class FetchError(Exception):
+    """The model could not be fetched or did not verify; the message says which and why."""
+
+
+def _local_path(uri: str, pvc_root: Path) -> Path | None:
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme == "file":
+        return Path(urllib.parse.unquote(parsed.netloc + parsed.path))
+    if parsed.scheme == "pvc":
+        claim = parsed.netloc
+        rel = PurePosixPath(urllib.parse.unquote(parsed.path.lstrip("/")))
+        if not claim or not rel.parts or ".." in rel.parts:
+            raise FetchError(f"{uri}: expected pvc://<claim>/<path inside the volume> without '..'")
+        return pvc_root / claim / Path(*rel.parts)
+    if parsed.scheme in ("http", "https"):
+        return None
+    raise FetchError(f"{uri}: unsupported scheme {parsed.scheme!r} (use file://, pvc:// or http(s)://)")
+
+
+@contextmanager
+def _open(uri: str, pvc_root: Path, timeout: float) -> Iterator[BinaryIO]:
+    path = _local_path(uri, pvc_root)
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                yield fh
+        except FileNotFoundError:
+            raise FetchError(f"{uri}: {path} does not exist") from None
+        except IsADirectoryError:
+            raise FetchError(f"{uri}: {path} is a directory, not a model file") from None
+        return
+    request = urllib.request.Request(uri, headers={"User-Agent": "modelops-fetch"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            yield resp
+    except urllib.error.HTTPError as exc:
+        raise FetchError(f"{uri}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise FetchError(f"{uri}: {exc}") from None
+
+
+def _sibling(uri: str, name: str) -> str:
+    parsed = urllib.parse.urlsplit(uri)
+    path = parsed.path.rsplit("/", 1)[0] + "/" + name
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
+
+
+def _model_name(uri: str) -> str:
+    name = PurePosixPath(urllib.parse.urlsplit(uri).path).name
+    if name.endswith(".skops"):
+        return MODEL_FILES["skops"]
+    if name.endswith((".joblib", ".pkl")):
+        return MODEL_FILES["joblib"]
+    raise FetchError(f"{uri}: the model file name must end in .joblib or .skops")
+
+
+def fetch_model(
+    uri: str,
+    sha256: str,
+    output: Path,
+    pvc_root: Path = Path("/mnt/pvc"),
+    timeout: float = 60.0,
+    retries: int = 3,
+) -> Path:
+    """Fetch ``uri`` into ``output`` as model.joblib / model.skops, verified; returns its path."""
+    expected = sha256.strip().lower()
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise FetchError(f"--sha256 must be 64 hex digits, got {sha256!r}")
+    target_name = _model_name(uri)
+    output.mkdir(parents=True, exist_ok=True)
+    target = output / target_name
+    attempt = 0
+    while True:
+        try:
+            actual, tmp = _download(uri, pvc_root, timeout, target)
+            break
+        except FetchError:
+            attempt += 1
+            if attempt > retries or _local_path(uri, pvc_root) is not None:
+                raise
+            time.sleep(min(2.0**attempt, 10.0))
+    if actual != expected:
+        tmp.unlink(missing_ok=True)
+        raise FetchError(f"sha256 mismatch for {uri}: expected {expected}, actual {actual}")
+    os.replace(tmp, target)
+    return _finish(uri, pvc_root, timeout, output, target, actual)
+
+
+def _download(uri: str, pvc_root: Path, timeout: float, target: Path) -> tuple[str, Path]:
+    """Stream into a temp file beside ``target``; returns the digest and the temp file, which
+    becomes ``target`` only after the caller has checked the digest."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, _open(uri, pvc_root, timeout) as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest.hexdigest(), Path(tmp)
+
+
+def _finish(uri: str, pvc_root: Path, timeout: float, output: Path, target: Path, digest: str) -> Path:
+    # Only one model format may sit in the directory.
+    for name in MODEL_FILES.values():
+        if name != target.name:
+            (output / name).unlink(missing_ok=True)
+    atomic_write_bytes(output / SHA256_FILE, (digest + "\n").encode())
+    try:
+        with _open(_sibling(uri, METADATA_FILE), pvc_root, timeout) as src:
+            data = src.read(MAX_METADATA_BYTES + 1)
+        if len(data) > MAX_METADATA_BYTES:
+            raise FetchError(f"{_sibling(uri, METADATA_FILE)} is larger than {MAX_METADATA_BYTES} bytes")
+        atomic_write_bytes(output / METADATA_FILE, data)
+    except FetchError as exc:
+        if "does not exist" not in str(exc) and "HTTP 404" not in str(exc):
+            raise
+    return target

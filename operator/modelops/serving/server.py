@@ -1,0 +1,253 @@
+"""`modelops serve`: the supervisor process of the model server and its pre-forked workers.
+
+The supervisor loads and verifies the model once, binds one SO_REUSEPORT listening socket per
+worker (the kernel spreads connections across them), forks the workers, restarts any that die,
+computes drift from the rows the workers hand over (modelops.serving.drift_monitor), and on
+SIGTERM stops accepting and lets the workers finish in-flight requests before exiting 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelops.serving.loader import LoadedModel, ModelLoadError, Predictor, load_model_dir
+
+log = logging.getLogger("modelops.serve")
+
+
+@dataclass
+class ServeConfig:
+    model_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    name: str | None = None
+    version: str | None = None
+    revision: str = ""
+    sha256: str | None = None
+    workers: int = 0  # 0: one per available CPU
+    max_batch_size: int = 64
+    max_latency_ms: float = 0.0
+    max_rows: int = 4096
+    max_body_bytes: int = 8 * 1024 * 1024
+    request_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 75.0
+    drain_timeout_s: float = 25.0
+    allow_version_mismatch: bool = False
+    allow_nan: bool | None = None
+    drift_window_s: float = 600.0
+    drift_interval_s: float = 5.0
+    drift_min_rows: int = 100
+    ring_capacity: int = 65536
+    metrics_dir: Path | None = None
+    backlog: int = 2048
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _limit_threads() -> None:
+    # Several single-threaded workers beat one process fighting its own BLAS threads on 2 cores.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def _bind(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    for _ in range(count):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        port = sock.getsockname()[1]  # port 0: every further socket takes the one chosen first
+        sock.listen(backlog)
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
+
+
+def _measure_inline(predictor: Predictor, example: Any) -> bool:
+    """Predict inline on the event loop only when one call is cheap (under 1 ms)."""
+    import numpy as np
+
+    X = np.asarray([example], dtype=np.float64)
+    timings = []
+    for _ in range(7):
+        t = time.perf_counter()
+        try:
+            predictor.predict(X)
+        except Exception:
+            return False  # a model that fails on the example is odd; keep the loop responsive
+        timings.append(time.perf_counter() - t)
+    return sorted(timings)[3] < 0.001
+
+
+class Supervisor:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.stopping = False
+        self.children: dict[int, int] = {}  # pid -> worker index
+        self.sockets: list[socket.socket] = []
+        self.tmpdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def run(self) -> int:
+        cfg = self.config
+        _limit_threads()
+        metrics_dir = cfg.metrics_dir
+        if metrics_dir is None:
+            env_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+            if env_dir:
+                metrics_dir = Path(env_dir)
+            else:
+                self.tmpdir = tempfile.TemporaryDirectory(prefix="modelops-metrics-")
+                metrics_dir = Path(self.tmpdir.name)
+        from modelops.serving import metrics
+
+        metrics.enable_multiprocess(metrics_dir)
+        try:
+            loaded = load_model_dir(cfg.model_dir, cfg.sha256, cfg.allow_version_mismatch)
+        except ModelLoadError as exc:
+            print(f"modelops serve: {exc}", file=sys.stderr)
+            return 2
+        self.loaded = loaded
+        meta = loaded.metadata
+        self.name = cfg.name or meta.name
+        self.version = cfg.version or meta.version
+        self.revision = cfg.revision or loaded.sha256[:12]
+        import sklearn
+
+        # The server validates finiteness itself; skip sklearn's repeated checks per call.
+        sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
+        self.predictor = Predictor(loaded.model, meta)
+        example = meta.examples[0] if meta.examples else [0.0] * len(meta.features)
+        self.inline = _measure_inline(self.predictor, example)
+        workers = cfg.workers or len(os.sched_getaffinity(0))
+        self.workers = workers
+
+        from modelops.serving.drift_monitor import DriftMonitor, SharedRing
+
+        self.ring = SharedRing(workers, cfg.ring_capacity, len(meta.features))
+        gauges = metrics.DriftGauges(self.name, self.version, self.revision)
+        self.drift = DriftMonitor(meta, self.ring, cfg.drift_window_s, cfg.drift_min_rows, gauges)
+
+        try:
+            self.sockets = _bind(cfg.host, cfg.port, workers, cfg.backlog)
+        except OSError as exc:
+            print(f"modelops serve: cannot listen on {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
+            return 2
+        port = self.sockets[0].getsockname()[1]
+
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        for index in range(workers):
+            self._spawn(index)
+        print(
+            f"modelops serve: model {self.name} version {self.version} revision {self.revision} "
+            f"({meta.format}, predictor {self.predictor.kind}, {'inline' if self.inline else 'threaded'} predict) "
+            f"listening on http://{cfg.host}:{port} with {workers} workers",
+            flush=True,
+        )
+        return self._supervise()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _spawn(self, index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                for i, sock in enumerate(self.sockets):
+                    if i != index:
+                        sock.close()
+                code = self._worker(index, self.sockets[index])
+            except BaseException:
+                log.exception("worker %d crashed", index)
+            finally:
+                os._exit(code)
+        self.children[pid] = index
+        self.drift.reset_worker(index)
+
+    def _worker(self, index: int, sock: socket.socket) -> int:
+        from modelops.serving.worker import run_worker
+
+        return run_worker(self, index, sock)
+
+    def _supervise(self) -> int:
+        cfg = self.config
+        from modelops.serving import metrics
+
+        next_drift = time.monotonic() + cfg.drift_interval_s
+        exit_code = 0
+        while not self.stopping:
+            time.sleep(0.2)
+            now = time.monotonic()
+            try:
+                self.drift.collect(now)
+                if now >= next_drift:
+                    next_drift = now + cfg.drift_interval_s
+                    self.drift.compute(now)
+            except Exception:
+                log.exception("drift computation failed")
+            self._reap(restart=True)
+        # Stop accepting: our copies of the listeners go first, then each worker closes its own.
+        for sock in self.sockets:
+            sock.close()
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + cfg.drain_timeout_s + 5
+        while self.children and time.monotonic() < deadline:
+            for pid, status in self._reap(restart=False):
+                if os.waitstatus_to_exitcode(status) != 0:
+                    exit_code = 1
+            time.sleep(0.05)
+        for pid in list(self.children):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            exit_code = 1
+        for pid in list(self.children):
+            metrics.mark_dead(pid)
+        if self.tmpdir is not None:
+            self.tmpdir.cleanup()
+        return exit_code
+
+    def _reap(self, restart: bool) -> list[tuple[int, int]]:
+        from modelops.serving import metrics
+
+        reaped = []
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            index = self.children.pop(pid, None)
+            metrics.mark_dead(pid)
+            reaped.append((pid, status))
+            if index is not None and restart and not self.stopping:
+                log.error("worker %d (pid %d) exited with %s; restarting", index, pid, status)
+                self._spawn(index)
+        return reaped
+
+
+def serve(config: ServeConfig) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return Supervisor(config).run()
+
+
+def load_for_benchmark(directory: Path) -> LoadedModel:
+    """Load (and verify) a model directory the way the server does; used to time loading."""
+    return load_model_dir(directory)
