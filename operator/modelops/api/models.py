@@ -114,6 +114,13 @@ class Resources(Model):
     limits: ResourceList | None = None
 
 
+class Toleration(Model):
+    key: str | None = Field(default=None, max_length=253)
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
 class Serving(Model):
     """How the serving pods run."""
 
@@ -123,6 +130,10 @@ class Serving(Model):
     port: int = Field(default=8080, ge=1024, le=65535)
     resources: Resources | None = None
     batching: Batching = Field(default_factory=Batching)
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None, max_length=16, description="Schedule serving pods only on nodes with these labels."
+    )
+    tolerations: list[Toleration] | None = Field(default=None, max_length=16)
 
 
 class HTTPRouteRef(Model):

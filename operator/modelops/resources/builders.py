@@ -135,6 +135,8 @@ def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, r
                     "initContainers": [init],
                     "containers": [container],
                     "volumes": [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                    **({"nodeSelector": dict(s.node_selector)} if s.node_selector else {}),
+                    **({"tolerations": [t.wire() for t in s.tolerations]} if s.tolerations else {}),
                 },
             },
         },
