@@ -1,1 +1,33 @@
-"""The canary state machine: pure functions from observations, spec and time to the next status and actions."""
+"""The canary state machine: pure functions from observations, spec and time to the next status and actions.
+
+The controller's whole contract with this package: build an `Observed`, call `next_state`, carry out
+`Decision.actions` in order, write `Decision.status`, tick again after `Decision.requeue_after`.
+"""
+
+from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent, EnsureDeployment, SetRouting
+from modelops.rollout.machine import analysis_due, next_analysis_at, next_state
+from modelops.rollout.observed import (
+    Command,
+    DeploymentObservation,
+    DesiredRevision,
+    Measurement,
+    Observed,
+    parse_commands,
+)
+
+__all__ = [
+    "Command",
+    "Decision",
+    "DeleteDeployment",
+    "DeploymentObservation",
+    "DesiredRevision",
+    "EmitEvent",
+    "EnsureDeployment",
+    "Measurement",
+    "Observed",
+    "SetRouting",
+    "analysis_due",
+    "next_analysis_at",
+    "next_state",
+    "parse_commands",
+]

@@ -302,3 +302,15 @@ def test_a_second_call_with_the_same_inputs_changes_nothing():
     second = next_state(world.spec, first.status, observed, world.now)
     assert second.status == first.status
     assert second.events == ()
+
+
+def test_commands_are_read_from_annotations():
+    from modelops.rollout.observed import parse_commands
+
+    commands = parse_commands({
+        "modelops.dev/promote": '{"value": "full", "nonce": "abc"}',
+        "modelops.dev/abort": "1700000000",
+        "modelops.dev/undo": '{"value": "", "nonce": ""}',  # no nonce: not a request
+        "other/thing": "x",
+    })
+    assert [(c.name, c.value, c.nonce) for c in commands] == [("abort", "", "1700000000"), ("promote", "full", "abc")]
