@@ -164,3 +164,7 @@ class Kube:
             self.core.create_namespaced_event(meta["namespace"], event)
         except ApiException as error:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+
+    def patch_object(self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self._resource(api_version, kind).patch(body=patch, name=name, namespace=namespace,
+                                                content_type="application/merge-patch+json")
