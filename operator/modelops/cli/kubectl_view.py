@@ -116,13 +116,13 @@ def render_status(obj: Mapping[str, Any], now: datetime) -> str:
     if generation is not None and status.observed_generation != generation:
         # The most common "why does status look stale": the operator has not caught up with spec yet.
         lines.append(_field("Generation", f"{generation} (status is for {status.observed_generation or 'none'})"))
-    lines += _stable_lines(status.stable, spec)
+    lines += _stable_lines(status.stable)
     if status.canary is not None and status.canary.revision is not None:
         lines += _canary_lines(status.canary, spec, now)
     lines += _undo_lines(status, now)
     if status.analysis is not None and (status.canary is not None or status.analysis.metrics):
         lines += _analysis_lines(status.analysis, now)
-    lines += _condition_lines(status.conditions, now)
+    lines += _condition_lines(status.conditions, now, status.message)
     if status.history:
         shown = status.history[-STATUS_HISTORY_ENTRIES:]
         more = len(status.history) - len(shown)
@@ -148,7 +148,7 @@ def _pods(track: TrackStatus | CanaryStatus) -> str:
     return f"{track.ready_replicas}/{track.replicas} ready"
 
 
-def _stable_lines(stable: TrackStatus | None, spec: ModelDeploymentSpec | None) -> list[str]:
+def _stable_lines(stable: TrackStatus | None) -> list[str]:
     if stable is None or stable.revision is None:
         return ["", "Stable:       none yet"]
     return [
@@ -263,10 +263,15 @@ def _analysis_lines(analysis: AnalysisStatus, now: datetime) -> list[str]:
     return lines
 
 
-def _condition_lines(conditions: Sequence[Condition], now: datetime) -> list[str]:
+def _condition_lines(conditions: Sequence[Condition], now: datetime, message: str | None) -> list[str]:
     if not conditions:
         return []
-    rows = [[c.type, c.status, c.reason, age(c.last_transition_time, now), c.message or NONE] for c in conditions]
+
+    def said(text: str) -> str:
+        # Conditions usually repeat the status message; saying it once keeps the table readable.
+        return "(the message above)" if text and text == message else text or NONE
+
+    rows = [[c.type, c.status, c.reason, age(c.last_transition_time, now), said(c.message)] for c in conditions]
     return ["", "Conditions:", *table(["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], rows)]
 
 
