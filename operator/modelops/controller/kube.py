@@ -35,6 +35,7 @@ class PodView:
     ip: str | None
     ready: bool
     phase: str
+    problem: str | None = None  # why it is not starting, as a kubelet reports it
 
 
 class Kube:
@@ -95,7 +96,7 @@ class Kube:
                 continue
             ready = any(c.type == "Ready" and c.status == "True" for c in (st.conditions or []))
             out.append(PodView(name=str(meta.name), revision=(meta.labels or {}).get(LABEL_REVISION, ""),
-                               ip=st.pod_ip, ready=ready, phase=st.phase or ""))
+                               ip=st.pod_ip, ready=ready, phase=st.phase or "", problem=_pod_problem(pod)))
         return out
 
     def get_object(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -168,3 +169,28 @@ class Kube:
     def patch_object(self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self._resource(api_version, kind).patch(body=patch, name=name, namespace=namespace,
                                                 content_type="application/merge-patch+json")
+
+
+# Waiting reasons that mean a container will not start by itself.
+_STUCK = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName",
+          "CreateContainerError", "RunContainerError"}
+
+
+def _pod_problem(pod: client.V1Pod) -> str | None:
+    """The first failing container of a pod, in the kubelet's words, e.g. a model that failed its sha256."""
+    st = pod.status
+    if st is None:
+        return None
+    for kind, statuses in (("init container", st.init_container_statuses), ("container", st.container_statuses)):
+        for cs in statuses or []:
+            state = cs.state
+            if state is None:
+                continue
+            term = state.terminated
+            if term is not None and term.exit_code not in (0, None):
+                detail = (term.message or term.reason or f"exit code {term.exit_code}").strip()
+                return f"{kind} {cs.name} failed: {detail}"[:512]
+            waiting = state.waiting
+            if waiting is not None and waiting.reason in _STUCK:
+                return f"{kind} {cs.name}: {waiting.reason}: {(waiting.message or '').strip()}"[:512]
+    return None

@@ -141,7 +141,7 @@ class Reconciler:
             asyncio.to_thread(self.kube.list_deployments, namespace, name),
             asyncio.to_thread(self.kube.list_pods, namespace, name),
         )
-        observations = tuple(_observe_deployment(d) for d in deployments if _revision(d))
+        observations = tuple(_observe_deployment(d, pods) for d in deployments if _revision(d))
         route = None
         if spec.rollout.traffic.router == GATEWAY_API and spec.rollout.traffic.http_route is not None:
             route = await asyncio.to_thread(
@@ -256,10 +256,12 @@ def _revision(deployment: dict[str, Any]) -> str:
     return str((deployment.get("metadata", {}).get("labels") or {}).get(LABEL_REVISION, ""))
 
 
-def _observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
+def _observe_deployment(deployment: dict[str, Any], pods: list[PodView]) -> DeploymentObservation:
     spec, st = deployment.get("spec") or {}, deployment.get("status") or {}
-    return DeploymentObservation(revision=_revision(deployment), replicas=int(spec.get("replicas") or 0),
-                                 ready_replicas=int(st.get("readyReplicas") or 0))
+    revision = _revision(deployment)
+    problem = next((f"pod {p.name}: {p.problem}" for p in pods if p.revision == revision and p.problem), None)
+    return DeploymentObservation(revision=revision, replicas=int(spec.get("replicas") or 0),
+                                 ready_replicas=int(st.get("readyReplicas") or 0), problem=problem)
 
 
 def _observed_weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus,

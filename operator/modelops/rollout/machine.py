@@ -69,6 +69,8 @@ READINESS_POLL_SECONDS = 5.0
 # Never ask for a tick sooner than this: a due-but-not-taken measurement must not spin the loop.
 MIN_REQUEUE_SECONDS = 1.0
 
+REASON_PODS_FAILING = "PodsFailing"
+
 # Event reasons.
 EVENT_DEPLOYING = "Deploying"
 EVENT_DEPLOYED = "Deployed"
@@ -279,6 +281,9 @@ def _steady(tick: _Tick) -> None:
             tick.event(EVENT_DEPLOYED, f"{_name(tick, stable.model_version, stable.revision)} serves on "
                        f"{ready}/{tick.total} pods")
     else:
+        problem = tick.observed.problem(stable.revision)
+        if problem:
+            tick.stalled = (REASON_PODS_FAILING, f"{stable.revision} pods are not starting: {problem}")
         tick.wait(READINESS_POLL_SECONDS)
 
 
@@ -447,6 +452,14 @@ def _canary_pods_ready(tick: _Tick, weight: int) -> bool:
     return tick.observed.ready(canary.revision) >= needed
 
 
+def _report_pod_problem(tick: _Tick, revision: str | None) -> None:
+    """A canary whose pods cannot start holds at its weight (it never takes traffic) and says why."""
+    problem = tick.observed.problem(revision)
+    if problem:
+        tick.hold = f"{tick.hold}: {problem}"
+        tick.stalled = (REASON_PODS_FAILING, f"canary {revision} pods are not starting: {problem}")
+
+
 def _step_done(tick: _Tick, step: Step, weight: int) -> bool:
     canary = tick.canary
     assert canary is not None
@@ -458,6 +471,7 @@ def _step_done(tick: _Tick, step: Step, weight: int) -> bool:
         ready = tick.observed.ready(canary.revision)
         if ready < needed:
             tick.hold = f"waiting for canary pods: {ready}/{needed} ready"
+            _report_pod_problem(tick, canary.revision)
             tick.wait(READINESS_POLL_SECONDS)
             return False
         if tick.router.weighted_route and tick.observed.observed_weight != weight:
@@ -560,6 +574,7 @@ def _promote(tick: _Tick) -> None:
     tick.routing = SetRouting(stable.revision, revision, 100 if ready else tick.observed.observed_weight)
     if not ready:
         tick.hold = f"waiting for {tick.total} canary pods to be ready"
+        _report_pod_problem(tick, revision)
         tick.wait(READINESS_POLL_SECONDS)
         return
     if tick.router.weighted_route and tick.observed.observed_weight != 100:

@@ -52,6 +52,7 @@ class DeploymentObservation:
     revision: str
     replicas: int  # spec.replicas
     ready_replicas: int  # status.readyReplicas
+    problem: str | None = None  # why a pod of it is not starting (e.g. its model failed verification)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Observed:
 
     def deployment(self, revision: str | None) -> DeploymentObservation | None:
         return next((d for d in self.deployments if d.revision == revision), None)
+
+    def problem(self, revision: str | None) -> str | None:
+        found = self.deployment(revision)
+        return found.problem if found is not None else None
 
     def ready(self, revision: str | None) -> int:
         found = self.deployment(revision)

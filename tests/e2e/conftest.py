@@ -1,0 +1,43 @@
+"""Fixtures of the end-to-end scenarios: trained models, the node whose pods really run (a
+network namespace per pod, `modelops serve` inside), Prometheus, and a fresh operator per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.localcluster import Cluster
+from tests.cluster.netkubelet import NetKubelet
+from tests.cluster.prometheus import Prometheus
+from tests.e2e.scenario import REAL_NODE, TrainedModel, train_demo_models
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedModel]:
+    return train_demo_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> Iterator[NetKubelet]:
+    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, "10.244.8.0/24")
+    kubelet.start()
+    yield kubelet
+    kubelet.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
+    port = cluster.port_base + 90
+    prom = Prometheus(str(cluster.kubeconfig), port)
+    prom.start()
+    yield prom
+    prom.stop()
+
+
+@pytest.fixture
+def e2e_log_dir(tmp_path: Path) -> Path:
+    os.environ.setdefault("MODELOPS_E2E", "1")
+    return tmp_path

@@ -1,0 +1,120 @@
+"""Building blocks of the end-to-end scenarios and of `make demo`: trained models, ModelDeployment
+manifests pinned onto the node whose pods really run, and waiting on observable status.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.cluster.localcluster import Cluster
+
+REAL_NODE = "modelops-real-0"
+REAL_NODE_LABEL = {"modelops.dev/real-pods": "true"}
+MODELOPS = str(Path(sys.executable).parent / "modelops")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    directory: Path
+    version: str
+    sha256: str
+    format: str = "joblib"
+
+    @property
+    def uri(self) -> str:
+        return f"file://{self.directory / ('model.' + self.format)}"
+
+
+def train(root: Path, label: str, version: str, *extra: str) -> TrainedModel:
+    """Train an iris model (once: a directory already written is reused)."""
+    out = root / label
+    if not (out / "model.sha256").exists():
+        subprocess.run([MODELOPS, "train", "--dataset", "iris", "--output", str(out), "--version", version,
+                        "--name", "iris", *extra], check=True, capture_output=True)
+    sha = (out / "model.sha256").read_text().split()[0]
+    return TrainedModel(out, version, sha)
+
+
+def train_demo_models(root: Path) -> dict[str, TrainedModel]:
+    """v1 and v2 are good; `failing` raises on a share of inputs; `slow` sleeps in every predict."""
+    return {
+        "v1": train(root, "v1", "1"),
+        "v2": train(root, "v2", "2", "--estimator", "forest"),
+        "failing": train(root, "failing", "3", "--fail-above", "6.0", "--fail-feature", "0"),
+        "slow": train(root, "slow", "4", "--slow-ms", "40"),
+    }
+
+
+def manifest(name: str, model: TrainedModel, *, replicas: int = 2, steps: list[dict[str, Any]] | None = None,
+             metrics: list[dict[str, Any]] | None = None, interval: str = "2s", prometheus_url: str | None = None,
+             sha256: str | None = None, min_requests: int = 10, failure_limit: int = 0,
+             bake_time: str = "0s") -> dict[str, Any]:
+    """A ModelDeployment whose pods land on the node that really runs them."""
+    spec: dict[str, Any] = {
+        "model": {"name": "iris", "version": model.version, "uri": model.uri,
+                  "sha256": sha256 or model.sha256, "format": model.format},
+        "serving": {"replicas": replicas, "workers": 1, "nodeSelector": REAL_NODE_LABEL,
+                    "batching": {"maxBatchSize": 32, "maxLatencyMs": 1}},
+        "rollout": {
+            "steps": steps if steps is not None else [
+                {"setWeight": 10}, {"pause": {"duration": "3s"}}, {"setWeight": 50}, {"pause": {"duration": "3s"}}],
+            "analysis": {"interval": interval, "minRequests": min_requests, "failureLimit": failure_limit,
+                         "metrics": metrics if metrics is not None else [
+                             {"name": "errors", "builtin": "errorRate", "max": 0.02}]},
+            "bakeTime": bake_time,
+        },
+    }
+    if prometheus_url:
+        spec["monitoring"] = {"prometheusUrl": prometheus_url}
+    return {"apiVersion": "modelops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+            "spec": spec}
+
+
+def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
+
+
+def get(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
+    return json.loads(out) if out.strip() else {}
+
+
+def status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return dict(get(cluster, namespace, "mdep", name).get("status") or {})
+
+
+def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+
+
+def wait_status(cluster: Cluster, namespace: str, name: str, check: Callable[[dict[str, Any]], bool], what: str,
+                timeout: float = 120, seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Poll the status until `check` holds; `seen` collects every distinct status on the way."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        st = status(cluster, namespace, name)
+        if seen is not None and st and (not seen or seen[-1] != st):
+            seen.append(st)
+        if st and check(st):
+            return st
+        last = st
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last phase "
+                         f"{last.get('phase')!r}: {last.get('message')!r}")
+
+
+def deployments(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return list(get(cluster, namespace, "deployments", "-l", f"app.kubernetes.io/instance={name}").get("items", []))
+
+
+def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    items = get(cluster, namespace, "events", "--field-selector", f"involvedObject.name={name}").get("items", [])
+    return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
