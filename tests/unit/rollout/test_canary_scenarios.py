@@ -76,6 +76,22 @@ def test_weight_moves_on_only_once_canary_pods_are_ready():
     assert world.status.canary.step_index == 1  # the pause step began
 
 
+def test_canary_whose_pods_cannot_start_never_takes_traffic_and_says_why():
+    world = deployed_v1()
+    world.auto_ready = False
+    world.roll_out("2")
+    world.problems[V2] = "init container fetch-model failed: sha256 mismatch"
+    for _ in range(3):
+        decision = world.tick()
+        world.wait(5)
+    canary = world.status.canary
+    assert canary is not None and canary.step_index == 0 and canary.observed_weight == 0
+    assert decision.routing is not None and decision.routing.canary_weight == 0
+    stalled = world.condition("Stalled")
+    assert stalled[0] == "True" and "sha256 mismatch" in stalled[2], stalled
+    assert "sha256 mismatch" in (world.status.message or "")
+
+
 def test_timed_pause_survives_an_operator_restart_with_the_same_remaining_time():
     world = canary_v2_at_step(deployed_v1(analysis={"metrics": []}), 1)
     started = world.status.canary.step_started_at

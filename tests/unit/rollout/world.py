@@ -65,10 +65,12 @@ class World:
     events: list[EmitEvent] = field(default_factory=list)
     last: Decision | None = None
     nonce: int = 0
+    problems: dict[str, str] = field(default_factory=dict)  # revision -> why its pods do not start
 
     def observed(self, measurement: tuple[MetricReading, ...] | None = None,
                  commands: tuple[Command, ...] = ()) -> Observed:
-        deps = tuple(DeploymentObservation(r, v[0], v[1]) for r, v in sorted(self.deployments.items()))
+        deps = tuple(DeploymentObservation(r, v[0], v[1], self.problems.get(r))
+                     for r, v in sorted(self.deployments.items()))
         stable = self.status.stable.revision if self.status.stable else None
         canary = self.status.canary.revision if self.status.canary else None
         ready_stable = self.deployments.get(stable or "", [0, 0])[1]
