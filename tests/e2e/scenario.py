@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster.localcluster import Cluster
+from tests.cluster.netkubelet import pod_placement
 
 REAL_NODE = "modelops-real-0"
-REAL_NODE_LABEL = {"modelops.dev/real-pods": "true"}
 MODELOPS = str(Path(sys.executable).parent / "modelops")
 
 
@@ -60,7 +60,7 @@ def manifest(name: str, model: TrainedModel, *, replicas: int = 2, steps: list[d
     spec: dict[str, Any] = {
         "model": {"name": "iris", "version": model.version, "uri": model.uri,
                   "sha256": sha256 or model.sha256, "format": model.format},
-        "serving": {"replicas": replicas, "workers": 1, "nodeSelector": REAL_NODE_LABEL,
+        "serving": {"replicas": replicas, "workers": 1, **pod_placement(),
                     "batching": {"maxBatchSize": 32, "maxLatencyMs": 1}},
         "rollout": {
             "steps": steps if steps is not None else [
