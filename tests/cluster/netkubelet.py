@@ -122,6 +122,9 @@ class KubeAPI:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # No environment: REQUESTS_CA_BUNDLE would replace the cluster's CA, and a proxy
+            # variable must never route API (or pod) traffic off this machine.
+            session.trust_env = False
             session.verify = self.verify
             session.cert = self.cert
             session.headers.update(self.headers)
