@@ -29,7 +29,7 @@ from tests.e2e.scenario import apply, deployments, get, manifest, status, train,
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _kwok_manifest(name: str, version: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -86,8 +86,9 @@ def bench_step_overhead(cluster: localcluster.Cluster, namespace: str) -> list[t
 
 
 def bench_abort(cluster: localcluster.Cluster, namespace: str, models_dir: Path) -> float:
-    from tests.cluster.netkubelet import NetKubelet
     from tests.cluster.traffic import LoadGenerator
+
+    from tests.cluster.netkubelet import NetKubelet
 
     good = train(models_dir, "v1", "1")
     failing = train(models_dir, "failing", "3", "--fail-above", "6.0", "--fail-feature", "0")
