@@ -177,26 +177,58 @@ def test_errors_name_what_is_wrong(cluster: Cluster, namespace: str, mdep: dict[
     assert annotations(get(cluster, namespace)) == {}  # a refused request writes nothing
 
 
-def test_wait_returns_once_the_controller_has_handled_the_request(cluster: Cluster, namespace: str,
-                                                                  mdep: dict[str, Any]) -> None:
-    proc = subprocess.Popen([str(PLUGIN), "pause", "iris", "-n", namespace, "--wait", "--timeout", "90",
+def post_event(cluster: Cluster, namespace: str, obj: dict[str, Any], reason: str, message: str) -> None:
+    """An Event on the ModelDeployment as the controller posts one (modelops.controller.kube.post_event)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = obj["metadata"]
+    event = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": "iris.", "namespace": namespace},
+        "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+                           "namespace": namespace, "uid": meta["uid"]},
+        "reason": reason, "message": message, "type": "Normal", "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "modelops"},
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(event))
+
+
+def wait_as_the_controller(cluster: Cluster, namespace: str, command: str, status: dict[str, Any],
+                           reason: str, message: str) -> tuple[int, str, str]:
+    """Run `COMMAND --wait`; once its annotation is there, take the request as the controller does
+    (status with handledCommands, then an Event) and return the plugin's exit code and output."""
+    proc = subprocess.Popen([str(PLUGIN), command, "iris", "-n", namespace, "--wait", "--timeout", "90",
                              "--kubeconfig", str(cluster.kubeconfig)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        nonce = wait_for(lambda: annotations(get(cluster, namespace)).get("modelops.dev/pause", {}).get("nonce"),
-                         "the pause annotation")
+        nonce = wait_for(lambda: annotations(get(cluster, namespace)).get(f"modelops.dev/{command}", {}).get("nonce"),
+                         f"the {command} annotation")
         assert proc.poll() is None  # still waiting: nothing has handled it yet
-        # Play the controller: take the request and pause the canary.
         cluster.kubectl("patch", "mdep", "iris", "-n", namespace, "--subresource=status", "--type=merge", "-p",
-                        json.dumps({"status": {"phase": "Paused", "canary": {"paused": True},
-                                               "handledCommands": {"pause": nonce}}}))
+                        json.dumps({"status": {**status, "handledCommands": {command: nonce}}}))
+        post_event(cluster, namespace, get(cluster, namespace), reason, message.format(nonce=nonce))
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err
-    assert "Done: the controller handled it. Phase Paused" in out
+    return proc.returncode, out, err
+
+
+def test_wait_reports_a_request_the_controller_acted_on(cluster: Cluster, namespace: str,
+                                                        mdep: dict[str, Any]) -> None:
+    code, out, err = wait_as_the_controller(
+        cluster, namespace, "pause", {"phase": "Paused", "message": "paused by user", "canary": {"paused": True}},
+        "CommandHandled", "pause (request {nonce})")
+    assert code == 0, err
+    assert "Done: the controller acted on it. Phase Paused: paused by user" in out
+
+
+def test_wait_reports_a_request_the_controller_ignored(cluster: Cluster, namespace: str,
+                                                       mdep: dict[str, Any]) -> None:
+    code, out, err = wait_as_the_controller(cluster, namespace, "resume", {}, "CommandIgnored",
+                                            "resume ignored: nothing is paused")
+    assert code == 1, err
+    assert "The controller ignored it: resume ignored: nothing is paused" in out
 
 
 def test_wait_without_an_operator_gives_up_and_says_so(cluster: Cluster, namespace: str,

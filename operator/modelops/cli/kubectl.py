@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -32,12 +33,13 @@ from modelops.rollout.observed import (
     PROMOTE_FULL,
     PROMOTE_STEP,
 )
-from modelops.rollout.timefmt import utc_now
+from modelops.rollout.timefmt import as_utc, parse_time, utc_now
 
 PROG = "kubectl modelops"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 EVENT_COMMAND_HANDLED = "CommandHandled"  # reasons of the controller's Events (modelops.rollout.machine)
 EVENT_COMMAND_IGNORED = "CommandIgnored"
+EVENT_GRACE_SECONDS = 10.0  # how long --wait looks for the controller's Event after status says handled
 
 
 class PluginError(Exception):
@@ -74,6 +76,19 @@ class Target:
         except ApiException as error:
             raise _api_error(error, self) from error
         return obj
+
+    def relist(self) -> tuple[dict[str, Any] | None, str]:
+        """The object (None when gone) and a current resourceVersion to watch from after a 410 Gone:
+        the collection's, which is fresh even when the object itself has not changed for long."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL,
+                                                            field_selector=f"metadata.name={self.name}")
+        except ApiException as error:
+            raise _api_error(error, self) from error
+        items = listed.get("items") or []
+        return (dict(items[0]) if items else None), str(listed["metadata"]["resourceVersion"])
 
     def watch(self, resource_version: str, timeout_seconds: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """(event type, object) for changes of this one object after `resource_version`."""
@@ -179,14 +194,17 @@ def _follow(target: Target, obj: dict[str, Any]) -> Iterator[tuple[str, dict[str
                     new_version = str(changed["metadata"]["resourceVersion"])
                     if new_version == version and event_type != "DELETED":
                         continue
-                    version = new_version
+                    version, obj = new_version, changed
                     yield event_type, changed
                     if event_type == "DELETED":
                         return
         except ResourceExpired:
-            fresh = target.get()
-            if str(fresh["metadata"]["resourceVersion"]) != version:
-                version = str(fresh["metadata"]["resourceVersion"])
+            fresh, version = target.relist()
+            if fresh is None:
+                yield "DELETED", obj
+                return
+            if str(fresh["metadata"]["resourceVersion"]) != str(obj["metadata"]["resourceVersion"]):
+                obj = fresh
                 yield "MODIFIED", fresh
 
 
@@ -221,7 +239,7 @@ def _request(request: Request, args: argparse.Namespace, target: Target, out: Te
     why_not = refusal(request, status)
     if why_not is not None:
         raise PluginError(f"cannot {request.describe()} on {target.name}: {why_not}")
-    target.patch(request.patch())
+    patched = target.patch(request.patch())
     where = f'modeldeployment "{target.name}" in namespace "{target.namespace}"'
     out.write(f"{request.describe()} requested on {where} (request {request.nonce}).\n")
     if not args.wait:
@@ -232,8 +250,8 @@ def _request(request: Request, args: argparse.Namespace, target: Target, out: Te
         return 0
     out.write("Waiting for the controller...\n")
     out.flush()
-    final = _wait_handled(target, obj, request, args.timeout)
-    return _report_outcome(target, final, request, out)
+    final = _wait_handled(target, request, args.timeout)
+    return _report_outcome(target, final, request, _written_at(patched), out)
 
 
 def _parse_status(obj: dict[str, Any]) -> Any:
@@ -243,9 +261,10 @@ def _parse_status(obj: dict[str, Any]) -> Any:
         raise PluginError(f"the status of {obj['metadata'].get('name')} does not parse: {error}") from error
 
 
-def _wait_handled(target: Target, obj: dict[str, Any], request: Request, timeout: float) -> dict[str, Any]:
+def _wait_handled(target: Target, request: Request, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     current = target.get()  # our own patch moved the resourceVersion; start from it
+    version = str(current["metadata"]["resourceVersion"])
     while not handled(_parse_status(current), request):
         left = int(deadline - time.monotonic())
         if left <= 0:
@@ -254,38 +273,64 @@ def _wait_handled(target: Target, obj: dict[str, Any], request: Request, timeout
                 f"{timeout:.0f}s; is the operator running? The annotation stays; it will act when it runs."
             )
         try:
-            for event_type, changed in target.watch(str(current["metadata"]["resourceVersion"]), left):
+            for event_type, changed in target.watch(version, left):
                 if event_type == "DELETED":
                     raise PluginError(f'modeldeployment "{target.name}" was deleted while waiting')
+                if event_type in ("ADDED", "MODIFIED", "BOOKMARK"):
+                    version = str(changed["metadata"]["resourceVersion"])
                 if event_type in ("ADDED", "MODIFIED"):
                     current = changed
                     if handled(_parse_status(current), request):
                         break
         except ResourceExpired:
-            current = target.get()
+            fresh, version = target.relist()
+            if fresh is None:
+                raise PluginError(f'modeldeployment "{target.name}" was deleted while waiting') from None
+            current = fresh
     return current
 
 
-def _report_outcome(target: Target, obj: dict[str, Any], request: Request, out: TextIO) -> int:
-    """Handled means taken; whether it was accepted or ignored only the controller's Event says."""
+def _written_at(patched: dict[str, Any]) -> datetime:
+    """When the API server recorded our patch: the newest managedFields time (the server's clock)."""
+    times = [parse_time(str(f["time"])) for f in patched["metadata"].get("managedFields") or [] if f.get("time")]
+    return max(times) if times else utc_now()
+
+
+def _report_outcome(target: Target, obj: dict[str, Any], request: Request, written_at: datetime,
+                    out: TextIO) -> int:
+    """Handled means taken; whether it was accepted or ignored only the controller's Event says, and the
+    controller posts its Events just after it writes status, so look for them a little while."""
     from kubernetes.client.exceptions import ApiException
 
     status = _parse_status(obj)
-    try:
-        events = target.core.list_namespaced_event(
-            target.namespace, field_selector=f"involvedObject.name={target.name}"
-        ).items
-    except ApiException:
-        events = []
-    mine = [e for e in events if e.reason == EVENT_COMMAND_HANDLED and request.nonce in (e.message or "")]
-    ignored = [e for e in events if e.reason == EVENT_COMMAND_IGNORED
-               and (e.message or "").startswith(f"{request.command} ignored")]
-    if not mine and ignored:
-        latest = max(ignored, key=lambda e: str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp))
-        out.write(f"The controller ignored it: {latest.message}\n")
-        return 1
-    out.write(f"Done: the controller handled it. Phase {status.phase}: {status.message}\n")
-    return 0
+    deadline = time.monotonic() + EVENT_GRACE_SECONDS
+    while True:
+        try:
+            events = target.core.list_namespaced_event(
+                target.namespace, field_selector=f"involvedObject.name={target.name}"
+            ).items
+        except ApiException:
+            events = []
+        if any(e.reason == EVENT_COMMAND_HANDLED and request.nonce in (e.message or "") for e in events):
+            out.write(f"Done: the controller acted on it. Phase {status.phase}: {status.message}\n")
+            return 0
+        # Ignored events do not carry the nonce: take one for this command posted after our request
+        # (a second of slack: Event times have second precision).
+        ignored = [e for e in events if e.reason == EVENT_COMMAND_IGNORED
+                   and (e.message or "").startswith(f"{request.command} ignored")
+                   and _posted_since(e, written_at - timedelta(seconds=1))]
+        if ignored:
+            out.write(f"The controller ignored it: {ignored[-1].message}\n")
+            return 1
+        if time.monotonic() > deadline:
+            out.write(f"Done: the controller handled it. Phase {status.phase}: {status.message}\n")
+            return 0
+        time.sleep(0.5)
+
+
+def _posted_since(event: Any, since: datetime) -> bool:
+    moment = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+    return isinstance(moment, datetime) and as_utc(moment) >= since
 
 
 # ------------------------------------------------------------------ the parser
