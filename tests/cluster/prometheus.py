@@ -1,8 +1,10 @@
 """A real Prometheus (Debian's /usr/bin/prometheus) scraping the serving pods of the local control plane.
 
-It discovers pods through the API server (kubernetes_sd_configs, role pod, with the cluster's
-kubeconfig) and scrapes those annotated `prometheus.io/scrape: "true"` at their pod IP and the
-`prometheus.io/port` annotation, every second, as a cluster's Prometheus would. Every series carries
+Debian builds Prometheus without Kubernetes service discovery (`kubernetes_sd_configs` is "not
+found in type config.ScrapeConfig"), so this module does that part: a thread lists pods through the
+API server every second and writes a file_sd target file, with the rules of the usual
+`kubernetes-pods` job: pods annotated `prometheus.io/scrape: "true"`, scraped at their pod IP and the
+`prometheus.io/port` annotation, path from `prometheus.io/path`, every second. Every series carries
 `namespace`, `pod` and `pod_revision` (the pod's `modelops.dev/revision` label).
 
 Only pods on NetKubelet nodes (label `modelops.dev/real-pods=true`, see tests/cluster/netkubelet.py)
@@ -23,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -30,9 +33,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.cluster.netkubelet import KubeAPI
+
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path("/usr/bin/prometheus")
 REAL_NODE_LABEL = "modelops.dev/real-pods"
+REVISION_LABEL = "modelops.dev/revision"
 
 
 class PrometheusError(Exception):
@@ -44,42 +50,36 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _label(name: str) -> str:
-    """A Kubernetes label name as Prometheus' service discovery spells it in meta labels."""
-    return "".join(ch if ch.isalnum() else "_" for ch in name)
-
-
-def scrape_config(kubeconfig: str | Path, only_real_nodes: bool = True) -> dict[str, Any]:
+def scrape_config(targets_file: Path) -> dict[str, Any]:
     """The Prometheus configuration (as a dict; JSON is valid YAML)."""
-    relabel: list[dict[str, Any]] = [
-        {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "action": "keep",
-         "regex": "true"},
-        # Init containers are discovered as targets too; the server is the pod's main container.
-        {"source_labels": ["__meta_kubernetes_pod_container_init"], "action": "drop", "regex": "true"},
-        {"source_labels": ["__meta_kubernetes_pod_ip"], "action": "keep", "regex": ".+"},
-        {"source_labels": ["__meta_kubernetes_pod_phase"], "action": "keep", "regex": "Running"},
-    ]
-    if only_real_nodes:
-        relabel.append({"source_labels": [f"__meta_kubernetes_node_label_{_label(REAL_NODE_LABEL)}"],
-                        "action": "keep", "regex": "true"})
-    relabel += [
-        {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"], "regex": "(.+)",
-         "target_label": "__metrics_path__"},
-        {"source_labels": ["__meta_kubernetes_pod_ip", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-         "regex": r"(.+);(\d+)", "replacement": "$1:$2", "target_label": "__address__"},
-        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-        {"source_labels": [f"__meta_kubernetes_pod_label_{_label('modelops.dev/revision')}"],
-         "target_label": "pod_revision"},
-    ]
-    sd: dict[str, Any] = {"role": "pod", "kubeconfig_file": str(kubeconfig)}
-    if only_real_nodes:
-        sd["attach_metadata"] = {"node": True}  # gives pods their node's labels
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "modelops-pods", "kubernetes_sd_configs": [sd],
-                            "relabel_configs": relabel}],
+        "scrape_configs": [{"job_name": "modelops-pods",
+                            "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}]}],
     }
+
+
+def pod_targets(pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """file_sd target groups for the pods to scrape (`nodes`: only pods on these; None: any node)."""
+    allowed = None if nodes is None else {n["metadata"]["name"] for n in nodes}
+    groups = []
+    for pod in pods:
+        meta, status = pod["metadata"], pod.get("status") or {}
+        annotations = meta.get("annotations") or {}
+        if annotations.get("prometheus.io/scrape") != "true" or meta.get("deletionTimestamp"):
+            continue
+        if status.get("phase") != "Running" or not status.get("podIP"):
+            continue
+        if allowed is not None and pod["spec"].get("nodeName") not in allowed:
+            continue
+        port = annotations.get("prometheus.io/port", "")
+        if not port.isdigit():
+            continue
+        labels = {"namespace": meta["namespace"], "pod": meta["name"],
+                  "pod_revision": (meta.get("labels") or {}).get(REVISION_LABEL, ""),
+                  "__metrics_path__": annotations.get("prometheus.io/path", "/metrics")}
+        groups.append({"targets": [f"{status['podIP']}:{port}"], "labels": labels})
+    return sorted(groups, key=lambda g: g["targets"][0])
 
 
 def _port_free(port: int) -> bool:
@@ -102,6 +102,14 @@ class Prometheus:
         self.only_real_nodes = only_real_nodes
         self.dir = (data_root or REPO / ".cluster") / f"prometheus-{port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.api = KubeAPI(self.kubeconfig)
+        self.discovery_stop = threading.Event()
+        self.discovery: threading.Thread | None = None
+        self.discovery_error = ""
+
+    @property
+    def targets_file(self) -> Path:
+        return self.dir / "targets.json"
 
     @property
     def url(self) -> str:
@@ -125,12 +133,17 @@ class Prometheus:
             time.sleep(0.2)
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.dir / "prometheus.yml"
-        config.write_text(json.dumps(scrape_config(self.kubeconfig, self.only_real_nodes), indent=2))
+        config.write_text(json.dumps(scrape_config(self.targets_file), indent=2))
+        self._discover()  # targets before the first scrape
+        self.discovery_stop = threading.Event()
+        self.discovery = threading.Thread(target=self._discovery_loop, args=(self.discovery_stop,),
+                                          name=f"prometheus-{self.port}-sd", daemon=True)
+        self.discovery.start()
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(BINARY), f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
                  f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-                 "--storage.tsdb.retention.time=1d", "--storage.tsdb.no-lockfile", "--log.level=warn"],
+                 "--storage.tsdb.retention.time=1d", "--log.level=warn"],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 cwd=self.dir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir)})
         while not self.ready():
@@ -144,6 +157,10 @@ class Prometheus:
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM (Prometheus flushes its head block), SIGKILL if it does not exit in time."""
+        self.discovery_stop.set()
+        if self.discovery is not None:
+            self.discovery.join(10)
+            self.discovery = None
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -197,6 +214,27 @@ class Prometheus:
     def targets(self) -> list[dict[str, Any]]:
         """The active scrape targets (labels, scrapeUrl, health, lastError)."""
         return list(self._get("/api/v1/targets", {"state": "active"})["activeTargets"])
+
+    def _discovery_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            try:
+                self._discover()
+                self.discovery_error = ""
+            except Exception as error:  # keep the last targets, as Prometheus' own SD would
+                self.discovery_error = str(error)
+
+    def _discover(self) -> None:
+        pods = self.api.get("/api/v1/pods")["items"]
+        nodes = None
+        if self.only_real_nodes:
+            nodes = self.api.get("/api/v1/nodes", labelSelector=f"{REAL_NODE_LABEL}=true")["items"]
+        text = json.dumps(pod_targets(pods, nodes), indent=1)
+        if self.targets_file.exists() and self.targets_file.read_text() == text:
+            return
+        # Written whole and renamed, so Prometheus never reads half a file.
+        tmp = self.targets_file.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.targets_file)
 
     def _log_tail(self, n: int = 20) -> str:
         try:
