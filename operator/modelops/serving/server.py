@@ -199,8 +199,14 @@ class Supervisor:
             except Exception:
                 log.exception("drift computation failed")
             self._reap(restart=True)
-        # Stop accepting: our copies of the listeners go first, then each worker closes its own.
+        # Stop accepting on every listener at once (shutdown acts on the socket all workers
+        # share, not just on our descriptor): new connections are refused from now on, instead
+        # of queueing on a worker that is about to close its listener.
         for sock in self.sockets:
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
             sock.close()
         for pid in list(self.children):
             try:
