@@ -91,7 +91,7 @@ def bench_abort(cluster: localcluster.Cluster, namespace: str, models_dir: Path)
     from tests.cluster.netkubelet import NetKubelet
 
     good = train(models_dir, "v1", "1")
-    failing = train(models_dir, "failing", "3", "--fail-above", "6.0", "--fail-feature", "0")
+    failing = train(models_dir, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0")
     kubelet = NetKubelet(str(cluster.kubeconfig), "modelops-real-0", "10.244.8.0/24")
     kubelet.start()
     load = None
@@ -99,7 +99,7 @@ def bench_abort(cluster: localcluster.Cluster, namespace: str, models_dir: Path)
         apply(cluster, namespace, manifest("abort", good, steps=[{"setWeight": 50}, {"pause": {}}]))
         wait_status(cluster, namespace, "abort", lambda s: s.get("phase") == "Healthy", "v1 Healthy", 120)
         load = LoadGenerator(str(cluster.kubeconfig), namespace, "abort", "iris", rate_per_s=100, duration_s=120,
-                             max_requests=20000, failing_fraction=0.5)
+                             max_requests=20000, large_fraction=0.5)
         load.start()
         apply(cluster, namespace, manifest("abort", failing, steps=[{"setWeight": 50}, {"pause": {}}]))
         st = wait_status(cluster, namespace, "abort", lambda s: (s.get("analysis") or {}).get("failures", 0) >= 1,

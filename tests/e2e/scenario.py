@@ -47,7 +47,7 @@ def train_demo_models(root: Path) -> dict[str, TrainedModel]:
     return {
         "v1": train(root, "v1", "1"),
         "v2": train(root, "v2", "2", "--estimator", "forest"),
-        "failing": train(root, "failing", "3", "--fail-above", "6.0", "--fail-feature", "0"),
+        "failing": train(root, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0"),
         "slow": train(root, "slow", "4", "--slow-ms", "40"),
     }
 

@@ -75,7 +75,7 @@ def test_failing_model_is_rolled_back_without_stable_errors(
         cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
         models: dict[str, TrainedModel]) -> None:
     stable = _deploy_stable(cluster, namespace, models["v1"])
-    load = _load(cluster, namespace, failing_fraction=0.5)
+    load = _load(cluster, namespace, large_fraction=0.5)
     try:
         apply(cluster, namespace, manifest(NAME, models["failing"]))
         aborted = wait_status(cluster, namespace, NAME, lambda s: s.get("phase") == "Aborted", "the canary aborted",
@@ -93,8 +93,8 @@ def test_failing_model_is_rolled_back_without_stable_errors(
     assert aborted["stable"]["modelVersion"] == "1"
     results = load.results()
     stable_rev = stable["stable"]["revision"]
-    assert results.by_revision.get(stable_rev, {}).get("failed", 0) == 0, results.failures[:5]
-    assert results.by_revision.get(stable_rev, {}).get("ok", 0) > 0
+    assert results.failed_for(stable_rev) == 0, results.failures[:5]
+    assert results.ok_for(stable_rev) > 0
 
 
 def test_slower_model_fails_latency_comparison(cluster: Cluster, namespace: str, operator: OperatorProcess,
@@ -155,7 +155,7 @@ def test_operator_killed_resumes_to_the_same_end(
     steps = [{"setWeight": 10}, {"pause": {"duration": "2s"}}, {"setWeight": 50}, {"analysis": {"count": 2}}]
     _deploy_stable(cluster, namespace, models["v1"], steps=steps)
     aborting = kill_point == "aborting"
-    load = _load(cluster, namespace, failing_fraction=0.5 if aborting else 0.0)
+    load = _load(cluster, namespace, large_fraction=0.5 if aborting else 0.0)
     try:
         apply(cluster, namespace, manifest(NAME, models["failing" if aborting else "v2"], steps=steps))
         wait_status(cluster, namespace, NAME, KILL_POINTS[kill_point], kill_point, 150)
@@ -220,5 +220,5 @@ def test_model_with_wrong_sha256_never_takes_traffic(
     assert held["canary"]["observedWeight"] == 0
     assert held["stable"]["revision"] == stable["stable"]["revision"]
     results = load.results()
-    assert results.by_revision.get(held["canary"]["revision"], {}).get("ok", 0) == 0
+    assert results.ok_for(held["canary"]["revision"]) == 0
     assert results.failed == 0, results.failures[:5]

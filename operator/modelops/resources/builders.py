@@ -24,6 +24,7 @@ from modelops.resources.naming import (
 )
 
 MODEL_DIR = "/models/current"
+PRESTOP_SLEEP_SECONDS = 3
 OWNER_API_VERSION = "modelops.dev/v1alpha1"
 OWNER_KIND = "ModelDeployment"
 
@@ -92,6 +93,8 @@ def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, r
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
                           "periodSeconds": 10, "failureThreshold": 3},
         "env": [{"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/metrics"}],
+        # Keep serving while endpoint removal reaches every proxy, then drain (SIGTERM).
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
     }

@@ -1,0 +1,121 @@
+"""`make demo`: the whole story on this machine, narrated.
+
+A real control plane comes up; iris models are trained (v1, a better v2, a v3 that fails on a share
+of its inputs); the operator runs; v1 is deployed; v2 goes out as a canary under live traffic
+(10% -> 50% -> 100%, judged on error rate and p99 latency against stable) and is promoted; v3 goes
+out, fails its analysis and is rolled back with stable untouched. Status is printed as it changes.
+The serving pods are real `modelops serve` processes, each in a network namespace owning its pod IP.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.cluster import localcluster
+from tests.cluster.netkubelet import NetKubelet
+from tests.cluster.traffic import LoadGenerator
+from tests.conftest import CRD_FILE, OperatorProcess
+from tests.e2e.scenario import REAL_NODE, apply, condition, events, manifest, status, train_demo_models
+
+NAMESPACE = "demo"
+NAME = "iris"
+STEPS = [{"setWeight": 10}, {"pause": {"duration": "5s"}}, {"setWeight": 50}, {"analysis": {"count": 2}}]
+METRICS = [{"name": "errors", "builtin": "errorRate", "max": 0.02},
+           {"name": "p99", "builtin": "latencyP99", "max": 0.25, "vsStable": {"maxIncrease": 2.0}}]
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def show(cluster: localcluster.Cluster, *args: str) -> None:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
+           "PATH": f"{cluster.bin}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    out = subprocess.run([str(cluster.bin / "kubectl"), *args], env=env, capture_output=True, text=True)
+    print(out.stdout.rstrip() or out.stderr.rstrip(), flush=True)
+
+
+def follow(cluster: localcluster.Cluster, until: Any, what: str, timeout: float = 240) -> dict[str, Any]:
+    """Print one line per change of phase / weight / step until `until(status)` holds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        st = status(cluster, NAMESPACE, NAME)
+        canary = st.get("canary") or {}
+        line = (f"  {st.get('phase', '-'):<12} weight {canary.get('weight', 0):>3}% "
+                f"(observed {canary.get('observedWeight', 0):>3}%)  {st.get('message', '')}")
+        if line != last:
+            print(time.strftime("%H:%M:%S") + line, flush=True)
+            last = line
+        if st and until(st):
+            return st
+        time.sleep(0.5)
+    raise SystemExit(f"demo: timed out waiting for {what}")
+
+
+def main() -> int:
+    say("1. a real control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok)")
+    cluster = localcluster.up()
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev")
+    work = Path(tempfile.mkdtemp(prefix="modelops-demo-"))
+    say(f"2. training iris models into {work}")
+    models = train_demo_models(work / "models")
+    for label, m in models.items():
+        print(f"  {label:<8} version {m.version:<4} sha256 {m.sha256[:16]}…  {m.directory}")
+    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, "10.244.8.0/24").start()
+    operator = OperatorProcess(cluster, work / "operator.log")
+    operator.start()
+    load: LoadGenerator | None = None
+    try:
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=120s")
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        while not cluster.kubectl("get", "sa", "default", "-n", NAMESPACE, "-o", "name", check=False).strip():
+            time.sleep(0.2)
+        say("3. deploying v1 (first deploy goes straight to stable)")
+        apply(cluster, NAMESPACE, manifest(NAME, models["v1"], steps=STEPS, metrics=METRICS, interval="3s"))
+        follow(cluster, lambda s: s.get("phase") == "Healthy", "v1 Healthy")
+        show(cluster, "get", "mdep", "-n", NAMESPACE)
+
+        say("4. live traffic, sent as kube-proxy would (a random ready endpoint per request)")
+        load = LoadGenerator(str(cluster.kubeconfig), NAMESPACE, NAME, "iris", rate_per_s=80, duration_s=600,
+                             max_requests=100000, large_fraction=0.3)
+        load.start()
+
+        say("5. v2 goes out as a canary: 10% -> pause -> 50% -> analysis -> 100%")
+        apply(cluster, NAMESPACE, manifest(NAME, models["v2"], steps=STEPS, metrics=METRICS, interval="3s"))
+        follow(cluster, lambda s: s.get("phase") == "Healthy" and (s.get("stable") or {}).get("modelVersion") == "2",
+               "v2 promoted")
+        show(cluster, "get", "mdep", "-n", NAMESPACE)
+        show(cluster, "modelops", "status", NAME, "-n", NAMESPACE)
+
+        say("6. v3 fails on a share of its inputs: the analysis catches it and traffic goes back to stable")
+        apply(cluster, NAMESPACE, manifest(NAME, models["failing"], steps=STEPS, metrics=METRICS, interval="3s"))
+        end = follow(cluster, lambda s: s.get("phase") == "Aborted", "v3 rolled back")
+        print(f"  Degraded: {condition(end, 'Degraded').get('message', '')}")
+        show(cluster, "get", "mdep", "-n", NAMESPACE)
+        show(cluster, "modelops", "status", NAME, "-n", NAMESPACE)
+        show(cluster, "modelops", "history", NAME, "-n", NAMESPACE)
+        say("7. events")
+        for event in events(cluster, NAMESPACE, NAME)[-12:]:
+            print(f"  {event.get('type', ''):<8}{event.get('reason', ''):<22}{event.get('message', '')}")
+        results = load.results()
+        say(f"8. traffic: {results.ok} ok, {results.failed} failed; by revision: {results.by_revision}")
+        print("\nThe control plane keeps running (make cluster-down stops it); "
+              f"KUBECONFIG={cluster.kubeconfig}")
+    finally:
+        if load is not None:
+            load.stop()
+        operator.stop()
+        kubelet.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
