@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from modelops.training.trainer import TrainOptions, train
 
 LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
@@ -55,7 +54,18 @@ def _reader(proc: subprocess.Popen[str], lines: list[str], found: threading.Even
 
 
 def launch(model_dir: Path, *args: str, wait: bool = True) -> Server:
-    cmd = [sys.executable, "-m", "modelops.cli.main", "serve", str(model_dir), "--host", "127.0.0.1", "--port", "0", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelops.cli.main",
+        "serve",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *args,
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

@@ -42,7 +42,9 @@ def post_v1(conn: http.client.HTTPConnection, rows: list[list[float]]) -> tuple[
     return resp.status, json.loads(resp.read())
 
 
-def run_clients(server: Server, n_clients: int, per_client: int, rows_for: Callable[[int, int], list[list[float]]]) -> list[tuple[int, Any]]:
+def run_clients(
+    server: Server, n_clients: int, per_client: int, rows_for: Callable[[int, int], list[list[float]]]
+) -> list[tuple[int, Any]]:
     results: list[tuple[int, Any]] = []
     lock = threading.Lock()
 
@@ -226,7 +228,9 @@ def test_graceful_shutdown_under_load_loses_nothing(models, start_server) -> Non
         t.start()
     # Wait until load is flowing (bounded), then stop the server.
     deadline = time.monotonic() + 60
-    while sample(server.metrics(), "modelops_requests_total", code="200") in (None, 0.0) and time.monotonic() < deadline:
+    while (
+        sample(server.metrics(), "modelops_requests_total", code="200") in (None, 0.0) and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     time.sleep(0.5)
     signalled.set()

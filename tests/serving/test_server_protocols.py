@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.http as triton
-from sklearn.datasets import load_iris
-
 from modelops.serving.loader import load_model_dir
+from sklearn.datasets import load_iris
 
 from .conftest import Server
 
@@ -44,7 +43,10 @@ def test_tritonclient_infer(iris_server: Server, binary: bool, dtype: str) -> No
     X = IRIS[::10].astype(np.float32 if dtype == "FP32" else np.float64)
     inp = triton.InferInput("input-0", list(X.shape), dtype)
     inp.set_data_from_numpy(X, binary_data=binary)
-    outputs = [triton.InferRequestedOutput("predict", binary_data=binary), triton.InferRequestedOutput("predict_proba", binary_data=binary)]
+    outputs = [
+        triton.InferRequestedOutput("predict", binary_data=binary),
+        triton.InferRequestedOutput("predict_proba", binary_data=binary),
+    ]
     result = client.infer("iris", [inp], outputs=outputs, request_id="req-7")
     predict = result.as_numpy("predict")
     proba = result.as_numpy("predict_proba")
@@ -81,7 +83,11 @@ def test_kserve_v1(iris_server: Server) -> None:
     assert resp.json() == {"predictions": [0, 1, 2]}
     names = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
     by_name = [dict(zip(names, r, strict=True)) for r in rows]
-    assert requests.post(f"{base}/v1/models/iris:predict", json={"instances": by_name}).json()["predictions"] == [0, 1, 2]
+    assert requests.post(f"{base}/v1/models/iris:predict", json={"instances": by_name}).json()["predictions"] == [
+        0,
+        1,
+        2,
+    ]
     assert requests.post(f"{base}/v1/models/nope:predict", json={"instances": rows}).status_code == 404
 
 
@@ -99,7 +105,14 @@ V1 = "/v1/models/iris:predict"
         (V2, b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":["1","2","3","4"]}]}', 400, "strings"),
         (V2, b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":[NaN,2,3,4]}]}', 400, "NaN"),
         (V2, b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":[1e999,2,3,4]}]}', 400, "infinity"),
-        (V2, json.dumps({"inputs": [{"name": "x", "shape": [101, 4], "datatype": "FP64", "data": [1.0] * 404}]}).encode(), 400, "too many rows"),
+        (
+            V2,
+            json.dumps(
+                {"inputs": [{"name": "x", "shape": [101, 4], "datatype": "FP64", "data": [1.0] * 404}]}
+            ).encode(),
+            400,
+            "too many rows",
+        ),
         (V2, b"[" * 20000 + b"]" * 20000, 400, "not valid JSON"),
         (V1, b'{"instances": [[1,2,3,4,5]]}', 400, "takes 4 features"),
         (V1, b'{"instances": [[1,2,null,4]]}', 400, "nulls"),
@@ -108,7 +121,9 @@ V1 = "/v1/models/iris:predict"
         ("/v3/whatever", b"{}", 404, "no such endpoint"),
     ],
 )
-def test_bad_requests_get_4xx_with_a_reason(iris_server: Server, path: str, body: bytes, status: int, message: str) -> None:
+def test_bad_requests_get_4xx_with_a_reason(
+    iris_server: Server, path: str, body: bytes, status: int, message: str
+) -> None:
     resp = requests.post(iris_server.url + path, data=body, headers={"Content-Type": "application/json"})
     assert resp.status_code == status, resp.text
     assert message in resp.json()["error"]
@@ -158,7 +173,7 @@ def test_malformed_http_and_huge_headers(iris_server: Server) -> None:
 
 def test_slow_client_times_out(iris_server: Server) -> None:
     # Half a request, then silence: the server (request timeout 1 s) answers 408 and closes.
-    reply = raw(iris_server, b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"in")
+    reply = raw(iris_server, b'POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{"in')
     assert reply.startswith(b"HTTP/1.1 408")
     assert b"not received within 1 s" in reply
 

@@ -21,7 +21,8 @@ def register(commands: Any) -> None:
 
 def _register_train(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
-        "train", help="train a scikit-learn model and write a model directory",
+        "train",
+        help="train a scikit-learn model and write a model directory",
         description="Train a scikit-learn pipeline and write model file, model.sha256 and metadata.json.",
     )
     p.add_argument("--dataset", required=True, help="iris | wine | breast_cancer | diabetes | PATH.csv | PATH.parquet")
@@ -68,13 +69,16 @@ def _train(args: argparse.Namespace) -> int:
         print(f"modelops train: {exc}", file=sys.stderr)
         return 2
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in meta.metrics.items())
-    print(f"wrote {args.output} ({meta.name} v{meta.version}, {meta.format}, {meta.task}; {metrics}) sha256={meta.sha256}")
+    print(
+        f"wrote {args.output} ({meta.name} v{meta.version}, {meta.format}, {meta.task}; {metrics}) sha256={meta.sha256}"
+    )
     return 0
 
 
 def _register_fetch(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
-        "fetch", help="fetch and verify a model file (serving pod init step)",
+        "fetch",
+        help="fetch and verify a model file (serving pod init step)",
         description="Fetch a model file (and its sibling metadata.json) into a directory, verifying sha256.",
     )
     p.add_argument("uri", help="file:///path/model.joblib | pvc://<claim>/<path> | http(s)://...")
@@ -100,7 +104,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def _register_serve(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
-        "serve", help="serve a model directory over HTTP (OIP v2 and KServe v1)",
+        "serve",
+        help="serve a model directory over HTTP (OIP v2 and KServe v1)",
         description="Serve a model directory: OIP v2 REST, KServe v1, Prometheus /metrics.",
     )
     p.add_argument("model_dir", type=Path, metavar="DIR")
@@ -112,18 +117,30 @@ def _register_serve(commands: Any) -> None:
     p.add_argument("--sha256", help="expected digest of the model file (default: model.sha256)")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per CPU)")
     p.add_argument("--max-batch-size", type=int, default=64, help="most rows merged into one predict")
-    p.add_argument("--max-latency-ms", type=float, default=0.0,
-                   help="longest a request may wait for a batch to fill (0: merge only what arrived together)")
+    p.add_argument(
+        "--max-latency-ms",
+        type=float,
+        default=0.0,
+        help="longest a request may wait for a batch to fill (0: merge only what arrived together)",
+    )
     p.add_argument("--max-rows", type=int, default=4096, help="most rows in one request")
     p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
     p.add_argument("--request-timeout", type=float, default=10.0, help="seconds a client has to send a request")
     p.add_argument("--keepalive-timeout", type=float, default=75.0)
     p.add_argument("--drain-timeout", type=float, default=25.0, help="seconds to finish in-flight work on SIGTERM")
-    p.add_argument("--allow-version-mismatch", action="store_true",
-                   help="serve a model trained with another scikit-learn minor / numpy major version")
+    p.add_argument(
+        "--allow-version-mismatch",
+        action="store_true",
+        help="serve a model trained with another scikit-learn minor / numpy major version",
+    )
     nan = p.add_mutually_exclusive_group()
-    nan.add_argument("--allow-nan", dest="allow_nan", action="store_true", default=None,
-                     help="accept NaN/Inf inputs (default: as metadata.json says)")
+    nan.add_argument(
+        "--allow-nan",
+        dest="allow_nan",
+        action="store_true",
+        default=None,
+        help="accept NaN/Inf inputs (default: as metadata.json says)",
+    )
     nan.add_argument("--reject-nan", dest="allow_nan", action="store_false")
     p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic compared with the baseline")
     p.add_argument("--drift-interval", type=float, default=5.0, help="seconds between PSI updates")
@@ -134,8 +151,11 @@ def _register_serve(commands: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from modelops.serving.server import ServeConfig, serve
 
-    for flag, value in (("--workers", args.workers), ("--max-batch-size", args.max_batch_size - 1),
-                        ("--max-rows", args.max_rows - 1)):
+    for flag, value in (
+        ("--workers", args.workers),
+        ("--max-batch-size", args.max_batch_size - 1),
+        ("--max-rows", args.max_rows - 1),
+    ):
         if value < 0:
             print(f"modelops serve: {flag} must be positive", file=sys.stderr)
             return 2

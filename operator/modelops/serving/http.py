@@ -9,6 +9,7 @@ answered from a callback, so the common path creates no coroutine or task per re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -220,7 +221,7 @@ class App:
         self.metadata_doc = orjson.dumps(metadata_doc)
         self.v1_status = orjson.dumps({"name": spec.name, "ready": True})
         self.classes = predictor.classes
-        self._sweeper = loop.call_later(0.25, self._sweep)
+        self._sweeper: asyncio.Handle = loop.call_later(0.25, self._sweep)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def record_batch(self, X: FloatArray, y: npt.NDArray[Any]) -> None:
@@ -250,13 +251,12 @@ class App:
         self.metrics.inflight.set(self.inflight)
         for conn in list(self.connections):
             conn.check_timeouts(now)
-        if self.draining:
-            if not self.connections or now - self.drain_started > self.config.drain_timeout_s:
-                for conn in list(self.connections):
-                    conn.abort()
-                if not self.drained.done():
-                    self.drained.set_result(None)
-                return
+        if self.draining and (not self.connections or now - self.drain_started > self.config.drain_timeout_s):
+            for conn in list(self.connections):
+                conn.abort()
+            if not self.drained.done():
+                self.drained.set_result(None)
+            return
         self._sweeper = self.loop.call_later(0.1 if self.draining else 0.25, self._sweep)
 
     def begin_drain(self) -> None:
@@ -298,10 +298,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # e.g. a Unix socket in some test harness
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self.app.connections.add(self)
         self.app.open_connections += 1
         self.deadline = time.monotonic() + self.app.config.keepalive_timeout_s
@@ -401,7 +399,10 @@ class HttpConnection(asyncio.Protocol):
             if path.startswith((b"/v2/models/", b"/v1/models/")):
                 self._model_not_found(path, started, count=True)
                 return
-            self._send(404 if not self._known_get(path) else 405, protocol.error_body(f"no such endpoint: POST {path.decode('latin-1')}"))
+            self._send(
+                404 if not self._known_get(path) else 405,
+                protocol.error_body(f"no such endpoint: POST {path.decode('latin-1')}"),
+            )
             return
         if method not in (b"GET", b"HEAD"):
             self._send(405, protocol.error_body(f"method {method.decode('latin-1')} is not allowed here"))
@@ -413,7 +414,9 @@ class HttpConnection(asyncio.Protocol):
         elif path == b"/metrics":
             self._metrics()
         elif path == b"/v2":
-            self._send(200, orjson.dumps({"name": "modelops", "version": _version(), "extensions": ["binary_tensor_data"]}))
+            self._send(
+                200, orjson.dumps({"name": "modelops", "version": _version(), "extensions": ["binary_tensor_data"]})
+            )
         elif path.startswith(app.v2_prefix):
             rest = self._strip_version(path[len(app.v2_prefix) :])
             if rest == b"":
@@ -465,10 +468,7 @@ class HttpConnection(asyncio.Protocol):
     def _infer(self, body: bytes, ihcl: int | None, started: float, v2: bool) -> None:
         app = self.app
         try:
-            if v2:
-                req = protocol.decode_v2(body, ihcl, app.spec)
-            else:
-                req = protocol.decode_v1(body, app.spec)
+            req = protocol.decode_v2(body, ihcl, app.spec) if v2 else protocol.decode_v1(body, app.spec)
         except RequestError as exc:
             self._answer_infer(exc.status, protocol.error_body(exc.message), started)
             return
@@ -564,7 +564,6 @@ class HttpConnection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
 
 
 def _version() -> str:

@@ -71,9 +71,7 @@ def check_versions(metadata: ModelMetadata) -> list[str]:
     if trained is None:
         problems.append("metadata.json does not say which scikit-learn version trained the model")
     elif _major_minor(trained) != _major_minor(sklearn.__version__):
-        problems.append(
-            f"model was trained with scikit-learn {trained} but this server runs {sklearn.__version__}"
-        )
+        problems.append(f"model was trained with scikit-learn {trained} but this server runs {sklearn.__version__}")
     trained_np = metadata.versions.get("numpy")
     if trained_np is not None and trained_np.split(".")[0] != np.__version__.split(".")[0]:
         problems.append(f"model was trained with numpy {trained_np} but this server runs {np.__version__}")
@@ -214,9 +212,9 @@ class Predictor:
         scores = X @ weights + bias
         if self.classes is None:
             return scores[:, 0] if scores.shape[1] == 1 else scores
-        if self._binary:
-            return self.classes[(scores[:, 0] > 0).astype(np.intp)]
-        return self.classes[np.argmax(scores, axis=1)]
+        picked = (scores[:, 0] > 0).astype(np.intp) if self._binary else np.argmax(scores, axis=1)
+        labels: npt.NDArray[Any] = self.classes[picked]
+        return labels
 
     def predict(self, X: FloatArray) -> npt.NDArray[Any]:
         if self._affine is not None:

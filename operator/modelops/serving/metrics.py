@@ -38,14 +38,14 @@ def enable_multiprocess(directory: Path) -> None:
 
     # prometheus_client picks its value class at import; whoever imported it first may have done
     # so before the variable was set.
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 def mark_dead(pid: int) -> None:
     """Drop a dead worker's live gauges (in-flight) so they stop counting."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid)
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def render() -> tuple[bytes, str]:
@@ -53,7 +53,7 @@ def render() -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -245,9 +245,7 @@ def _datatype_of(values: npt.NDArray[Any]) -> str:
     return "BYTES"
 
 
-def encode_v2(
-    spec: ModelSpec, req: InferRequest, results: dict[str, npt.NDArray[Any]]
-) -> tuple[bytes, int | None]:
+def encode_v2(spec: ModelSpec, req: InferRequest, results: dict[str, npt.NDArray[Any]]) -> tuple[bytes, int | None]:
     """Response body, and the JSON header length when binary outputs follow it (else None)."""
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []

@@ -8,6 +8,7 @@ SIGTERM stops accepting and lets the workers finish in-flight requests before ex
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -203,19 +204,15 @@ class Supervisor:
         # share, not just on our descriptor): new connections are refused from now on, instead
         # of queueing on a worker that is about to close its listener.
         for sock in self.sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
             sock.close()
         for pid in list(self.children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + cfg.drain_timeout_s + 5
         while self.children and time.monotonic() < deadline:
-            for pid, status in self._reap(restart=False):
+            for _pid, status in self._reap(restart=False):
                 if os.waitstatus_to_exitcode(status) != 0:
                     exit_code = 1
             time.sleep(0.05)

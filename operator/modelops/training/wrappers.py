@@ -62,6 +62,4 @@ class FailAboveEstimator(_Wrapper):
         column = np.asarray(X, dtype=np.float64)[:, self.feature_index]
         bad = int(np.count_nonzero(column > self.threshold))
         if bad:
-            raise ValueError(
-                f"injected failure: {bad} row(s) have feature {self.feature_index} above {self.threshold}"
-            )
+            raise ValueError(f"injected failure: {bad} row(s) have feature {self.feature_index} above {self.threshold}")

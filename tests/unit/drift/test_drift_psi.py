@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from modelops.drift import Baseline, SlidingWindowCounts, bin_counts, categorical_baseline, numeric_baseline, psi
 
 

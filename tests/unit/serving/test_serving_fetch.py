@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from modelops.cli.main import main
 from modelops.serving.fetch import FetchError, fetch_model
 
@@ -54,7 +53,7 @@ def test_pvc_uri(iris_joblib: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     fetch_model("pvc://models/iris/model.joblib", digest(iris_joblib), out, pvc_root=pvc_root)
     assert_clean(out)
-    with pytest.raises(FetchError, match="without '..'"):
+    with pytest.raises(FetchError, match=r"without '..'"):
         fetch_model("pvc://models/../etc/model.joblib", digest(iris_joblib), out, pvc_root=pvc_root)
 
 

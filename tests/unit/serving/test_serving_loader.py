@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io
-
 from modelops.serving.loader import ModelLoadError, Predictor, load_model_dir
 from modelops.training.trainer import TrainOptions, train
 
@@ -29,7 +28,7 @@ def test_joblib_refused_on_digest_mismatch(iris_joblib: Path, tmp_path: Path) ->
     d = copy(iris_joblib, tmp_path / "m")
     with (d / "model.joblib").open("ab") as fh:
         fh.write(b"tampered")
-    with pytest.raises(ModelLoadError, match="sha256 mismatch.*expected [0-9a-f]{64}, actual [0-9a-f]{64}"):
+    with pytest.raises(ModelLoadError, match=r"sha256 mismatch.*expected [0-9a-f]{64}, actual [0-9a-f]{64}"):
         load_model_dir(d)
 
 
@@ -62,7 +61,7 @@ def test_skops_with_untrusted_type_refused(iris_skops: Path, tmp_path: Path) -> 
     model.evil = Fraction(1, 3)
     (d / "model.skops").write_bytes(skops.io.dumps(model))
     (d / "model.sha256").unlink()
-    with pytest.raises(ModelLoadError, match="not trusted: fractions.Fraction"):
+    with pytest.raises(ModelLoadError, match=r"not trusted: fractions.Fraction"):
         load_model_dir(d)
 
 
@@ -79,7 +78,9 @@ def test_version_mismatch_refused_unless_allowed(iris_joblib: Path, tmp_path: Pa
     meta = json.loads((d / "metadata.json").read_text())
     meta["versions"]["scikit-learn"] = "0.24.2"
     (d / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelLoadError, match=r"trained with scikit-learn 0\.24\.2 but this server runs .*--allow-version-mismatch"):
+    with pytest.raises(
+        ModelLoadError, match=r"trained with scikit-learn 0\.24\.2 but this server runs .*--allow-version-mismatch"
+    ):
         load_model_dir(d)
     assert load_model_dir(d, allow_version_mismatch=True).metadata.versions["scikit-learn"] == "0.24.2"
 
@@ -87,17 +88,20 @@ def test_version_mismatch_refused_unless_allowed(iris_joblib: Path, tmp_path: Pa
 def test_missing_metadata_refused(iris_joblib: Path, tmp_path: Path) -> None:
     d = copy(iris_joblib, tmp_path / "m")
     (d / "metadata.json").unlink()
-    with pytest.raises(ModelLoadError, match="metadata.json is missing"):
+    with pytest.raises(ModelLoadError, match=r"metadata.json is missing"):
         load_model_dir(d)
 
 
-@pytest.mark.parametrize(("dataset", "estimator", "kind"), [
-    ("iris", "linear", "fast-linear"),
-    ("breast_cancer", "linear", "fast-linear"),
-    ("diabetes", "linear", "fast-linear"),
-    ("wine", "forest", "sklearn"),
-    ("diabetes", "hgb", "sklearn"),
-])
+@pytest.mark.parametrize(
+    ("dataset", "estimator", "kind"),
+    [
+        ("iris", "linear", "fast-linear"),
+        ("breast_cancer", "linear", "fast-linear"),
+        ("diabetes", "linear", "fast-linear"),
+        ("wine", "forest", "sklearn"),
+        ("diabetes", "hgb", "sklearn"),
+    ],
+)
 def test_predictor_matches_the_model(tmp_path: Path, dataset: str, estimator: str, kind: str) -> None:
     train(TrainOptions(dataset=dataset, output=tmp_path, estimator=estimator))
     loaded = load_model_dir(tmp_path)

@@ -10,7 +10,6 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from modelops.serving.protocol import ModelSpec, RequestError, decode_v1, decode_v2, encode_v1, encode_v2
 
 SPEC = ModelSpec(
@@ -25,8 +24,10 @@ SPEC = ModelSpec(
 )
 
 
-def v2(data: object, shape: object = (1, 4), datatype: str = "FP64", **extra: object) -> bytes:
-    return json.dumps({"inputs": [{"name": "input-0", "shape": list(shape), "datatype": datatype, "data": data}], **extra}).encode()
+def v2(data: object, shape: tuple[object, ...] = (1, 4), datatype: str = "FP64", **extra: object) -> bytes:
+    return json.dumps(
+        {"inputs": [{"name": "input-0", "shape": list(shape), "datatype": datatype, "data": data}], **extra}
+    ).encode()
 
 
 def test_flat_and_nested_data() -> None:
@@ -38,7 +39,9 @@ def test_flat_and_nested_data() -> None:
 
 
 def test_per_feature_inputs() -> None:
-    body = {"inputs": [{"name": n, "shape": [2], "datatype": "FP32", "data": [i, i + 10]} for i, n in enumerate("dcba")]}
+    body = {
+        "inputs": [{"name": n, "shape": [2], "datatype": "FP32", "data": [i, i + 10]} for i, n in enumerate("dcba")]
+    }
     req = decode_v2(orjson.dumps(body), None, SPEC)
     # Columns follow the model's feature order, not the request's.
     assert req.rows.tolist() == [[3, 2, 1, 0], [13, 12, 11, 10]]
@@ -91,7 +94,9 @@ def test_bad_v2_requests(body: bytes, message: str) -> None:
 
 
 def test_binary_size_mismatch() -> None:
-    header = orjson.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}]})
+    header = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}]}
+    )
     with pytest.raises(RequestError, match="shorter"):
         decode_v2(header + b"\0" * 8, len(header), SPEC)
     with pytest.raises(RequestError, match="larger than the body"):
@@ -130,12 +135,21 @@ def test_bad_v1_requests(body: bytes, message: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=30))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=30,
+    )
+)
 def test_any_json_either_decodes_or_is_a_400(value: object) -> None:
-    for body in (json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": value}]}).encode(), json.dumps(value).encode()):
-        for decode in (lambda b: decode_v2(b, None, SPEC), lambda b: decode_v1(b, SPEC)):
+    for body in (
+        json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": value}]}).encode(),
+        json.dumps(value).encode(),
+    ):
+        for v2_protocol in (True, False):
             try:
-                req = decode(body)
+                req = decode_v2(body, None, SPEC) if v2_protocol else decode_v1(body, SPEC)
             except RequestError as exc:
                 assert exc.status == 400
             else:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from modelops.cli.main import main
 from modelops.training.trainer import TrainOptions, load_dataset, train
 
@@ -65,7 +64,7 @@ def test_bad_dataset_messages(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="neither one of"):
         load_dataset("nope")
     pd.DataFrame({"name": ["a", "b"], "y": [0, 1]}).to_csv(tmp_path / "s.csv", index=False)
-    with pytest.raises(ValueError, match="must be numeric.*name"):
+    with pytest.raises(ValueError, match=r"must be numeric.*name"):
         load_dataset(str(tmp_path / "s.csv"))
     with pytest.raises(ValueError, match="target column 'zz'"):
         load_dataset(str(tmp_path / "s.csv"), target="zz")
