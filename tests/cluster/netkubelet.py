@@ -12,9 +12,10 @@ image, no mount namespace): volume mount paths (/models, /tmp, ...) in args and 
 rewritten to per-pod host directories, and `modelops` resolves to this virtualenv's script. Processes
 run as root; the pod's securityContext is not enforced.
 
-The node carries the label and taint `modelops.dev/real-pods=true` (NoSchedule), so only pods that
-ask for it (nodeSelector plus toleration; see `pod_placement()`) land here and other tests' pods stay
-on the kwok nodes.
+The node carries the label and taint `modelops.dev/real-pods=<pool>` (NoSchedule; pool "true" by
+default), so only pods that ask for it (nodeSelector plus toleration; see `pod_placement()`) land here
+and other tests' pods stay on the kwok nodes. Nodes of another pool (the harness's own tests use
+"harness") never take pods meant for the default pool, so both can run at the same time.
 
 Used by tests/integration/test_harness.py and the e2e tests, in process
 (`NetKubelet(kubeconfig).start()` / `.stop()`), or in the foreground:
@@ -69,16 +70,26 @@ STOP_GRACE_S = 10.0
 VENV_BIN = Path(sys.executable).parent
 
 
-def pod_placement(node_name: str | None = None) -> dict[str, Any]:
-    """The nodeSelector and tolerations that put a pod on a NetKubelet node (any, or the one named).
+def pod_placement(node_name: str | None = None, pool: str = "true") -> dict[str, Any]:
+    """The nodeSelector and tolerations that put a pod on a NetKubelet node of a pool (any, or the one named).
 
     Merge into a pod spec, or into a ModelDeployment's `spec.serving`.
     """
-    selector = {REAL_PODS_KEY: "true"}
+    selector = {REAL_PODS_KEY: pool}
     if node_name:
         selector["kubernetes.io/hostname"] = node_name
     return {"nodeSelector": selector,
-            "tolerations": [{"key": REAL_PODS_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]}
+            "tolerations": [{"key": REAL_PODS_KEY, "operator": "Equal", "value": pool, "effect": "NoSchedule"}]}
+
+
+def node_tag(node_name: str) -> str:
+    """Four hex digits naming a node in its netns and veth names, so those of two nodes never collide."""
+    return hashlib.sha1(node_name.encode()).hexdigest()[:4]
+
+
+def netns_prefix(node_name: str) -> str:
+    """Every network namespace a node makes starts with this."""
+    return f"{NETNS_PREFIX}{node_tag(node_name)}-"
 
 
 def now_rfc3339() -> str:
@@ -758,17 +769,18 @@ class NetKubelet:
     """One node whose pods run for real. `start()` returns once the Node is registered and Ready."""
 
     def __init__(self, kubeconfig: str | Path = DEFAULT_KUBECONFIG, node_name: str = DEFAULT_NODE,
-                 pod_cidr: str = DEFAULT_CIDR, *, taint: bool = True, labels: dict[str, str] | None = None,
+                 pod_cidr: str = DEFAULT_CIDR, *, pool: str = "true", taint: bool = True,
+                 labels: dict[str, str] | None = None,
                  state_dir: Path | None = None, initial_backoff_s: float = 10.0,
                  stop_grace_s: float = STOP_GRACE_S) -> None:
         self.api = KubeAPI(kubeconfig)
         self.node_name = node_name
         self.pod_cidr = str(ipaddress.ip_network(pod_cidr))
+        self.pool = pool
         self.taint = taint
         self.labels = labels or {}
         self.node_ip = "127.0.0.1"  # as kwok's nodes: nothing ever needs to dial the node itself
-        # Short, stable per node: netns and veth names of different nodes never collide.
-        self.tag = hashlib.sha1(node_name.encode()).hexdigest()[:4]
+        self.tag = node_tag(node_name)
         self.state_dir = state_dir or STATE_ROOT / node_name
         self.initial_backoff_s = initial_backoff_s
         self.stop_grace_s = stop_grace_s
@@ -782,7 +794,7 @@ class NetKubelet:
     @property
     def netns_prefix(self) -> str:
         """Every network namespace this node makes starts with this."""
-        return f"{NETNS_PREFIX}{self.tag}-"
+        return netns_prefix(self.node_name)
 
     def start(self) -> NetKubelet:
         if os.geteuid() != 0:
@@ -878,9 +890,9 @@ class NetKubelet:
     def _register_node(self) -> None:
         self._started_at = now_rfc3339()
         labels = {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": "amd64", REAL_PODS_KEY: "true", "type": "netkubelet", **self.labels}
+                  "kubernetes.io/arch": "amd64", REAL_PODS_KEY: self.pool, "type": "netkubelet", **self.labels}
         spec: dict[str, Any] = {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr], "unschedulable": False}
-        spec["taints"] = ([{"key": REAL_PODS_KEY, "value": "true", "effect": "NoSchedule"}] if self.taint else [])
+        spec["taints"] = ([{"key": REAL_PODS_KEY, "value": self.pool, "effect": "NoSchedule"}] if self.taint else [])
         node = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.node_name, "labels": labels,
                              # No kwok.x-k8s.io/node annotation: kwok must leave this node alone.
@@ -1072,6 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG)
     parser.add_argument("--node", default=DEFAULT_NODE)
     parser.add_argument("--cidr", default=DEFAULT_CIDR, help="the node's podCIDR (inside 10.244.0.0/16)")
+    parser.add_argument("--pool", default="true", help="value of the node's modelops.dev/real-pods label and taint")
     parser.add_argument("--no-taint", action="store_true", help="let any pod be scheduled here")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -1079,7 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    kubelet = NetKubelet(args.kubeconfig, args.node, args.cidr, taint=not args.no_taint).start()
+    kubelet = NetKubelet(args.kubeconfig, args.node, args.cidr, pool=args.pool, taint=not args.no_taint).start()
     try:
         stop.wait()
     finally:

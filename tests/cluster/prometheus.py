@@ -7,7 +7,7 @@ API server every second and writes a file_sd target file, with the rules of the 
 `prometheus.io/port` annotation, path from `prometheus.io/path`, every second. Every series carries
 `namespace`, `pod` and `pod_revision` (the pod's `modelops.dev/revision` label).
 
-Only pods on NetKubelet nodes (label `modelops.dev/real-pods=true`, see tests/cluster/netkubelet.py)
+Only pods on NetKubelet nodes (label `modelops.dev/real-pods`, any pool; see tests/cluster/netkubelet.py)
 are scraped by default: pods on kwok nodes have addresses nothing answers at, and this harness dials
 only the network namespaces it made.
 
@@ -227,7 +227,7 @@ class Prometheus:
         pods = self.api.get("/api/v1/pods")["items"]
         nodes = None
         if self.only_real_nodes:
-            nodes = self.api.get("/api/v1/nodes", labelSelector=f"{REAL_NODE_LABEL}=true")["items"]
+            nodes = self.api.get("/api/v1/nodes", labelSelector=REAL_NODE_LABEL)["items"]
         text = json.dumps(pod_targets(pods, nodes), indent=1)
         if self.targets_file.exists() and self.targets_file.read_text() == text:
             return

@@ -22,15 +22,16 @@ from typing import Any
 import pytest
 
 from tests.cluster import localcluster
-from tests.cluster.netkubelet import NetKubelet, list_netns, netns_pids, pod_placement
+from tests.cluster.netkubelet import NetKubelet, list_netns, netns_pids, netns_prefix, pod_placement
 from tests.cluster.prometheus import Prometheus
 from tests.cluster.traffic import LoadGenerator
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-# Its own node and podCIDR, so an e2e run's netkubelet (modelops-real-0, 10.244.8.0/24) can run
-# at the same time without either one adopting the other's pods or addresses.
+# Its own nodes, pool and podCIDRs, so an e2e run's netkubelet (modelops-real-0, pool "true",
+# 10.244.8.0/24) can run at the same time: neither takes the other's pods or addresses.
+POOL = "harness"
 NODE = "modelops-harness-0"
 CIDR = "10.244.9.0/24"
 MODELOPS = str(Path(sys.executable).parent / "modelops")
@@ -38,7 +39,7 @@ MODELOPS = str(Path(sys.executable).parent / "modelops")
 
 @pytest.fixture(scope="module")
 def kubelet(cluster: localcluster.Cluster) -> Iterator[NetKubelet]:
-    k = NetKubelet(cluster.kubeconfig, NODE, CIDR, initial_backoff_s=2.0).start()
+    k = NetKubelet(cluster.kubeconfig, NODE, CIDR, pool=POOL, initial_backoff_s=2.0).start()
     yield k
     k.stop()
 
@@ -80,7 +81,7 @@ def _deployment(name: str, namespace: str, uri: str, sha256: str, revision: str,
                              "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
                                              "prometheus.io/path": "/metrics"}},
                 "spec": {
-                    **pod_placement(NODE),
+                    **pod_placement(NODE, POOL),
                     "terminationGracePeriodSeconds": 10,
                     "initContainers": [{
                         "name": "fetch-model", "image": "modelops:dev", "command": ["modelops"],
@@ -269,7 +270,7 @@ def test_stop_removes_the_node_and_its_namespaces(cluster: localcluster.Cluster,
                                                    iris_model: tuple[str, str]) -> None:
     # A second node, started and stopped here; a stale namespace of an earlier run is cleaned up.
     node, cidr = "modelops-harness-1", "10.244.10.0/24"
-    own = NetKubelet(cluster.kubeconfig, node, cidr)
+    own = NetKubelet(cluster.kubeconfig, node, cidr, pool=POOL)
     stale = f"{own.netns_prefix}deadbeef"
     subprocess.run(["ip", "netns", "add", stale], check=True)
     own.start()
@@ -277,7 +278,7 @@ def test_stop_removes_the_node_and_its_namespaces(cluster: localcluster.Cluster,
         assert stale not in list_netns()
         uri, sha256 = iris_model
         dep = _deployment("solo", namespace, uri, sha256, "r1", replicas=1)
-        dep["spec"]["template"]["spec"].update(pod_placement(node))
+        dep["spec"]["template"]["spec"].update(pod_placement(node, POOL))
         _apply(cluster, dep)
         wait_for(lambda: [p for p in _pods(cluster, namespace, "app.kubernetes.io/instance=solo") if _ready(p)],
                  "a Ready pod on the second node", timeout=120)
@@ -285,4 +286,66 @@ def test_stop_removes_the_node_and_its_namespaces(cluster: localcluster.Cluster,
     finally:
         own.stop()
     assert not own.owned_netns()
+    assert node not in cluster.kubectl("get", "nodes", "-o", "name")
+
+
+def test_load_generator_logs_the_failures_of_a_model_that_raises(
+        cluster: localcluster.Cluster, namespace: str, kubelet: NetKubelet, tmp_path: Path) -> None:
+    model = tmp_path / "fails"
+    subprocess.run([MODELOPS, "train", "--dataset", "iris", "--output", str(model), "--fail-above", "8"],
+                   check=True, capture_output=True, timeout=300)
+    sha256 = (model / "model.sha256").read_text().strip()
+    _apply(cluster, _service("fails", namespace))
+    _apply(cluster, _deployment("fails", namespace, f"file://{model / 'model.joblib'}", sha256, "bad", replicas=1))
+    wait_for(lambda: _ready_endpoints(cluster, namespace, "fails"), "a ready endpoint", timeout=120)
+
+    gen = LoadGenerator(cluster.kubeconfig, namespace, "fails", "iris", rate_per_s=40, duration_s=10,
+                        max_requests=80, large_fraction=0.5, large_value=9.0)
+    results = gen.start().wait(timeout=60)
+    assert results.sent == 80, gen.describe()
+    assert results.ok > 0 and results.failed > 0, gen.describe()
+    assert results.by_revision["bad"].total == 80
+    assert len(results.failures) == results.failed
+    assert all(f.revision == "bad" and f.status >= 400 and f.body for f in results.failures), gen.describe()
+
+
+def test_a_restarted_kubelet_cleans_up_and_runs_its_pods_again(
+        cluster: localcluster.Cluster, namespace: str, iris_model: tuple[str, str], tmp_path: Path) -> None:
+    node, cidr = "modelops-harness-2", "10.244.11.0/24"
+    command = [sys.executable, "-m", "tests.cluster.netkubelet", "--kubeconfig", str(cluster.kubeconfig),
+               "--node", node, "--cidr", cidr, "--pool", POOL]
+    log = open(tmp_path / "netkubelet.log", "ab")  # noqa: SIM115 - shared by both runs
+    first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        uri, sha256 = iris_model
+        dep = _deployment("again", namespace, uri, sha256, "r1", replicas=1)
+        dep["spec"]["template"]["spec"].update(pod_placement(node, POOL))
+        _apply(cluster, dep)
+        selector = "app.kubernetes.io/instance=again"
+        pod = wait_for(lambda: next((p for p in _pods(cluster, namespace, selector) if _ready(p)), None),
+                       "a Ready pod on the netkubelet subprocess", timeout=120)
+        ip = pod["status"]["podIP"]
+        netns = [ns for ns in list_netns() if ns.startswith(netns_prefix(node))]
+        assert len(netns) == 1
+        old_pids = netns_pids(netns[0])
+        assert old_pids
+
+        first.kill()  # no cleanup at all: its namespace and serving processes stay behind
+        first.wait()
+        assert netns[0] in list_netns()
+        second = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # The new kubelet removes the leftovers, then runs the pod again with its address.
+        wait_for(lambda: not [pid for pid in old_pids if os.path.exists(f"/proc/{pid}")],
+                 "the old serving processes to be killed", timeout=60)
+        assert wait_for(lambda: _http_status(ip, "/v2/health/ready") == 200, "the pod to serve again", timeout=120)
+        pod = _pods(cluster, namespace, selector)[0]
+        assert pod["status"]["podIP"] == ip
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+        log.close()
+    assert not [ns for ns in list_netns() if ns.startswith(netns_prefix(node))]
     assert node not in cluster.kubectl("get", "nodes", "-o", "name")
