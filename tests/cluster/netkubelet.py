@@ -594,15 +594,44 @@ class PodRunner(threading.Thread):
         c.backoff = min(300.0, c.backoff * 2) if c.backoff else self.kubelet.initial_backoff_s
         c.next_start = time.monotonic() + c.backoff
 
+    def _pre_stop(self, c: Container, deadline: float) -> None:
+        """Run a container's preStop hook (sleep, exec or httpGet) within the grace period."""
+        hook = (c.spec.get("lifecycle") or {}).get("preStop") or {}
+        remaining = deadline - time.monotonic()
+        if not hook or remaining <= 0:
+            return
+        try:
+            if "sleep" in hook:
+                # Cut short only if the pod is force-deleted meanwhile.
+                self.gone.wait(min(remaining, float(hook["sleep"].get("seconds", 0))))
+            elif "exec" in hook:
+                mounts = self._mounts(c.spec)
+                words = [self._rewrite(w, mounts) for w in hook["exec"].get("command") or []]
+                if words and "/" not in words[0]:
+                    words[0] = shutil.which(words[0], path=f"{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin") or words[0]
+                subprocess.run(["ip", "netns", "exec", self.sandbox.netns, *words], timeout=remaining,
+                               capture_output=True, cwd=self.dir)
+            elif "httpGet" in hook:
+                self._probe_once(c, {"httpGet": hook["httpGet"], "timeoutSeconds": remaining})
+        except Exception as error:  # a failed hook does not stop the termination
+            self._event("Warning", "FailedPreStopHook", f"preStop hook of {c.name} failed: {error}")
+
     def _kill_all(self, grace_until: float | None) -> None:
-        """SIGTERM each container's main process, wait for the grace period, then SIGKILL the rest."""
-        procs = [c.proc for c in self.init_containers + self.containers if c.proc and c.proc.poll() is None]
+        """preStop hooks, then SIGTERM to each container's main process, then SIGKILL after the grace period."""
+        deadline = grace_until if grace_until is not None else time.monotonic()
+        running = [c for c in self.init_containers + self.containers if c.proc and c.proc.poll() is None]
+        hooks = [threading.Thread(target=self._pre_stop, args=(c, deadline), daemon=True)
+                 for c in running if not c.init]
+        for hook in hooks:
+            hook.start()
+        for hook in hooks:
+            hook.join(max(0.0, deadline - time.monotonic()))
+        procs = [c.proc for c in running if c.proc is not None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
         if procs:
             self._event("Normal", "Killing", "Stopping containers")
-        deadline = grace_until if grace_until is not None else time.monotonic()
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             time.sleep(0.1)
         for proc in procs:

@@ -187,7 +187,6 @@ class Prometheus:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -92,6 +92,8 @@ def _deployment(name: str, namespace: str, uri: str, sha256: str, revision: str,
                         "args": ["serve", "/models/current", "--host", "0.0.0.0", "--port", "8080",
                                  "--name", "iris", "--revision", revision, "--workers", "1"],
                         "env": [{"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/metrics"}],
+                        # As the operator's pods: serve on while endpoint removal spreads, then drain.
+                        "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
                         "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
                         "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"},
                                            "periodSeconds": 2, "failureThreshold": 2},
@@ -349,3 +351,21 @@ def test_a_restarted_kubelet_cleans_up_and_runs_its_pods_again(
         log.close()
     assert not [ns for ns in list_netns() if ns.startswith(netns_prefix(node))]
     assert node not in cluster.kubectl("get", "nodes", "-o", "name")
+
+
+def test_scaling_down_under_load_loses_no_request(cluster: localcluster.Cluster, namespace: str,
+                                                  kubelet: NetKubelet, iris_model: tuple[str, str]) -> None:
+    # The removed pod leaves the EndpointSlice at once (terminating), keeps serving through its
+    # preStop sleep while the load generator notices, then drains on SIGTERM: no request fails.
+    uri, sha256 = iris_model
+    _apply(cluster, _service("shrink", namespace))
+    _apply(cluster, _deployment("shrink", namespace, uri, sha256, "r1", replicas=2))
+    selector = "app.kubernetes.io/instance=shrink"
+    wait_for(lambda: len(_ready_endpoints(cluster, namespace, "shrink")) == 2, "two ready endpoints", timeout=120)
+    gen = LoadGenerator(cluster.kubeconfig, namespace, "shrink", "iris", rate_per_s=40, duration_s=15).start()
+    wait_for(lambda: gen.results().ok >= 40, "traffic to flow", timeout=30)
+    cluster.kubectl("scale", "deployment", "shrink", "-n", namespace, "--replicas=1")
+    wait_for(lambda: len(_pods(cluster, namespace, selector)) == 1, "one pod to be removed", timeout=60)
+    results = gen.wait(timeout=60)
+    assert results.failed == 0, gen.describe()
+    assert len([ip for ip, tally in results.by_ip.items() if tally.ok]) == 2, gen.describe()
