@@ -316,6 +316,7 @@ class PodRunner(threading.Thread):
         self.terminate_at: float | None = None  # monotonic deadline of graceful termination
         self.gone = threading.Event()  # the pod is no longer in the API: kill at once
         self.wake = threading.Event()
+        self.admitted_at = time.monotonic()
         spec = pod["spec"]
         self.init_containers = [Container(c, True) for c in spec.get("initContainers") or []]
         self.containers = [Container(c, False) for c in spec.get("containers") or []]
@@ -814,6 +815,9 @@ class NetKubelet:
         self.initial_backoff_s = initial_backoff_s
         self.stop_grace_s = stop_grace_s
         self.runners: dict[str, PodRunner] = {}
+        # Pods that ended here, by uid (monotonic time): a list taken before their end must not
+        # start them again.
+        self.ended: dict[str, float] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -985,8 +989,9 @@ class NetKubelet:
         while not self.stopping.is_set():
             try:
                 if not version:
+                    listed_at = time.monotonic()
                     pods, version = self._list_pods()
-                    self._sync(pods)
+                    self._sync(pods, listed_at)
                 path, params = self._pods_path()
                 for event in self.api.watch(path, {**params, "resourceVersion": version}, self.stopping):
                     obj = event.get("object") or {}
@@ -1008,19 +1013,24 @@ class NetKubelet:
         # A missed watch event must never leave a pod unstarted or a deleted pod running.
         while not self.stopping.wait(10):
             try:
+                listed_at = time.monotonic()
                 pods, _ = self._list_pods()
-                self._sync(pods)
+                self._sync(pods, listed_at)
             except Exception as error:
                 log.warning("resync failed: %s", error)
 
-    def _sync(self, pods: list[dict[str, Any]]) -> None:
+    def _sync(self, pods: list[dict[str, Any]], listed_at: float) -> None:
+        """Reconcile with a full list taken at `listed_at` (pods admitted since are not in it)."""
         present = {p["metadata"]["uid"] for p in pods}
         with self.lock:
-            vanished = [uid for uid in self.runners if uid not in present]
+            vanished = [uid for uid, r in self.runners.items() if uid not in present and r.admitted_at < listed_at]
+            self.ended = {uid: at for uid, at in self.ended.items() if at > listed_at - 600}
+            stale = {uid for uid, at in self.ended.items() if at > listed_at}
         for uid in vanished:
             self._gone(uid)
         for pod in pods:
-            self._admit_or_update(pod)
+            if pod["metadata"]["uid"] not in stale:
+                self._admit_or_update(pod)
 
     def _admit_or_update(self, pod: dict[str, Any]) -> None:
         if pod["spec"].get("nodeName") != self.node_name or self.stopping.is_set():
@@ -1029,6 +1039,12 @@ class NetKubelet:
         with self.lock:
             runner = self.runners.get(uid)
             if runner is None:
+                if uid in self.ended and not pod["metadata"].get("deletionTimestamp"):
+                    # Ended here; still listed because its deletion has not reached us yet (or the
+                    # runner crashed: then the pod is started again once the entry expires).
+                    if time.monotonic() - self.ended[uid] < 30:
+                        return
+                    del self.ended[uid]
                 if pod["metadata"].get("deletionTimestamp"):
                     # Deleted before (or after) we ran it: nothing runs, so it can go at once.
                     threading.Thread(target=self._delete_pod, args=(pod,), daemon=True).start()
@@ -1075,6 +1091,7 @@ class NetKubelet:
     def forget(self, uid: str) -> None:
         with self.lock:
             self.runners.pop(uid, None)
+            self.ended[uid] = time.monotonic()
 
     def _clean_stale(self) -> None:
         """Remove namespaces (and their processes) left by an earlier run of this node."""
