@@ -87,6 +87,7 @@ def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, r
         "imagePullPolicy": "IfNotPresent",
         "command": ["modelops"],
         "args": serve_args(spec, revision),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "ports": [{"name": "http", "containerPort": s.port, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"},
                            "periodSeconds": 2, "failureThreshold": 2},
@@ -107,6 +108,8 @@ def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, r
         "imagePullPolicy": "IfNotPresent",
         "command": ["modelops"],
         "args": fetch_args(spec),
+        # A failed verification's message (expected vs actual digest) becomes the pod's status.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
