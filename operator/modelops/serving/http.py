@@ -221,6 +221,9 @@ class App:
         self.metadata_doc = orjson.dumps(metadata_doc)
         self.v1_status = orjson.dumps({"name": spec.name, "ready": True})
         self.classes = predictor.classes
+        self.class_labels = [
+            c.item() if hasattr(c, "item") else c for c in (self.classes if self.classes is not None else [])
+        ]
         self._sweeper: asyncio.Handle = loop.call_later(0.25, self._sweep)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -229,14 +232,15 @@ class App:
         m = self.metrics
         m.batch_size.observe(X.shape[0])
         if self.classes is not None:
-            idx = np.searchsorted(self.classes, y) if y.shape[0] > 1 else None
-            if idx is None:
-                m.prediction_child(y[0].item()).inc()
-                idx = np.searchsorted(self.classes, y)
+            # classes_ is sorted (scikit-learn's contract), so searchsorted gives class indices.
+            idx = np.searchsorted(self.classes, y)
+            if y.shape[0] == 1:
+                m.prediction_child(self.class_labels[int(idx[0])]).inc()
             else:
-                values, counts = np.unique(y, return_counts=True)
-                for v, c in zip(values.tolist(), counts.tolist(), strict=True):
-                    m.prediction_child(v).inc(c)
+                counts = np.bincount(idx, minlength=len(self.class_labels)).tolist()
+                for k, count in enumerate(counts):
+                    if count:
+                        m.prediction_child(self.class_labels[k]).inc(count)
             if self.ring is not None:
                 self.ring.write(self.config.index, X, idx.astype(np.float64))
         else:
