@@ -212,3 +212,20 @@ def test_skops_and_regression_models(models, start_server) -> None:  # type: ign
     assert np.allclose(got, load_model_dir(model_dir).model.predict(X))
     metrics = server.metrics()
     assert "modelops_prediction_value_count" in metrics
+
+
+def test_expect_continue_and_head(iris_server: Server) -> None:
+    body = json.dumps({"instances": [IRIS[0].tolist()] * 50}).encode()
+    assert len(body) > 1024
+    head = b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+    with socket.create_connection((iris_server.host, iris_server.port), timeout=30) as sock:
+        sock.sendall(head % len(body))
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # asked to go on before sending the body
+        sock.sendall(body)
+        reply = b""
+        while b'"predictions"' not in reply or not reply.endswith(b"]}"):
+            reply += sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 OK")
+    resp = requests.head(iris_server.url + "/v2/health/live")
+    assert resp.status_code == 200 and resp.content == b""
+    assert resp.headers["Content-Length"] == "13"

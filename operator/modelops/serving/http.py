@@ -295,6 +295,8 @@ class HttpConnection(asyncio.Protocol):
         self.error: tuple[int, str] | None = None
         self.paused = False
         self.keep_alive = True
+        self.expect_continue = False
+        self.head_only = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -331,6 +333,7 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.expect_continue = False
         self.url = b""
         self.header_bytes = 0
         self.content_length = -1
@@ -359,11 +362,19 @@ class HttpConnection(asyncio.Protocol):
             # Refuse before reading (let alone parsing) the body.
             if self.content_length > self.app.config.max_body_bytes:
                 raise _TooLarge
+        elif lname == b"expect" and value.lower() == b"100-continue":
+            # curl and others wait for this before sending a body over 1 KiB.
+            self.expect_continue = True
         elif lname == b"inference-header-content-length":
             try:
                 self.ihcl = int(value)
             except ValueError:
                 self.ihcl = -1
+
+    def on_headers_complete(self) -> None:
+        if self.expect_continue and self.transport is not None:
+            self.expect_continue = False
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
@@ -389,6 +400,7 @@ class HttpConnection(asyncio.Protocol):
     def _handle(self, method: bytes, url: bytes, body: bytes, ihcl: int | None, keep: bool, started: float) -> None:
         self.busy = True
         self.keep_alive = keep
+        self.head_only = method == b"HEAD"
         path = url.split(b"?", 1)[0]
         app = self.app
         if method == b"POST":
@@ -528,7 +540,7 @@ class HttpConnection(asyncio.Protocol):
             extra,
             b"Connection: close\r\n" if close else b"",
         )
-        transport.write(head + body)
+        transport.write(head if self.head_only else head + body)
         self.busy = False
         self.deadline = time.monotonic() + self.app.config.keepalive_timeout_s
         if close:
