@@ -115,7 +115,9 @@ def _register_serve(commands: Any) -> None:
     p.add_argument("--version", help="model version (default: from metadata.json)")
     p.add_argument("--revision", default="", help="revision label on metrics (default: sha256 prefix)")
     p.add_argument("--sha256", help="expected digest of the model file (default: model.sha256)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per CPU)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="worker processes (default: one per CPU, capped by the cgroup CPU limit)"
+    )
     p.add_argument("--max-batch-size", type=int, default=64, help="most rows merged into one predict")
     p.add_argument(
         "--max-latency-ms",

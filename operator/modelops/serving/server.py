@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -57,6 +58,24 @@ def _limit_threads() -> None:
     # Several single-threaded workers beat one process fighting its own BLAS threads on 2 cores.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+
+
+def default_workers(cpu_max: str | None = None) -> int:
+    """One worker per CPU we may use: the affinity mask, capped by a cgroup v2 CPU quota (a pod's
+    CPU limit), since a container sees all of the node's CPUs in its affinity mask."""
+    cpus = len(os.sched_getaffinity(0))
+    if cpu_max is None:
+        try:
+            cpu_max = Path("/sys/fs/cgroup/cpu.max").read_text()
+        except OSError:
+            return cpus
+    quota, _, period = cpu_max.strip().partition(" ")
+    if quota == "max" or not period:
+        return cpus
+    try:
+        return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+    except (ValueError, ZeroDivisionError):
+        return cpus
 
 
 def _bind(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
@@ -129,7 +148,7 @@ class Supervisor:
         self.predictor = Predictor(loaded.model, meta)
         example = meta.examples[0] if meta.examples else [0.0] * len(meta.features)
         self.inline = _measure_inline(self.predictor, example)
-        workers = cfg.workers or len(os.sched_getaffinity(0))
+        workers = cfg.workers or default_workers()
         self.workers = workers
 
         from modelops.serving.drift_monitor import DriftMonitor, SharedRing
