@@ -106,7 +106,11 @@ def main() -> int:
         for event in events(cluster, NAMESPACE, NAME)[-12:]:
             print(f"  {event.get('type', ''):<8}{event.get('reason', ''):<22}{event.get('message', '')}")
         results = load.results()
-        say(f"8. traffic: {results.ok} ok, {results.failed} failed; by revision: {results.by_revision}")
+        say(f"8. traffic: {results.ok} requests ok, {results.failed} failed")
+        for revision, tally in results.by_revision.items():
+            p99 = tally.quantile(0.99)
+            print(f"  revision {revision}: {tally.ok} ok, {tally.failed} failed"
+                  + (f", p99 {p99 * 1000:.1f} ms" if p99 is not None else ""))
         print("\nThe control plane keeps running (make cluster-down stops it); "
               f"KUBECONFIG={cluster.kubeconfig}")
     finally:

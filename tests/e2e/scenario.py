@@ -46,7 +46,7 @@ def train_demo_models(root: Path) -> dict[str, TrainedModel]:
     """v1 and v2 are good; `failing` raises on a share of inputs; `slow` sleeps in every predict."""
     return {
         "v1": train(root, "v1", "1"),
-        "v2": train(root, "v2", "2", "--estimator", "forest"),
+        "v2": train(root, "v2", "2", "--seed", "2"),
         "failing": train(root, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0"),
         "slow": train(root, "slow", "4", "--slow-ms", "40"),
     }
