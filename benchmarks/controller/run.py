@@ -86,9 +86,8 @@ def bench_step_overhead(cluster: localcluster.Cluster, namespace: str) -> list[t
 
 
 def bench_abort(cluster: localcluster.Cluster, namespace: str, models_dir: Path) -> float:
-    from tests.cluster.traffic import LoadGenerator
-
     from tests.cluster.netkubelet import NetKubelet
+    from tests.cluster.traffic import LoadGenerator
 
     good = train(models_dir, "v1", "1")
     failing = train(models_dir, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0")

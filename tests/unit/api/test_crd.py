@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from modelops.api.crd import crd, crd_yaml
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / "modeldeployments.modelops.dev.yaml"
