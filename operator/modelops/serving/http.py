@@ -152,7 +152,12 @@ class Batcher:
 
     def _after_executor(self, batch: list[Pending], fut: asyncio.Future[Any]) -> None:
         self.running = False
-        self._deliver(batch, fut.result())
+        try:
+            results = fut.result()
+        except Exception as exc:  # _run catches model errors; this is a last line of defence
+            log.exception("batch failed")
+            results = [(None, f"prediction failed: {type(exc).__name__}")] * len(batch)
+        self._deliver(batch, results)
         if self.pending:
             self.flush()
 
@@ -166,7 +171,10 @@ class Batcher:
             if len(batch) == 1:
                 return [(None, f"model prediction failed: {type(exc).__name__}: {exc}")]
             return [r for p in batch for r in self._run([p])]
-        self.app.record_batch(X, out["predict"])
+        try:
+            self.app.record_batch(X, out["predict"])
+        except Exception:  # bookkeeping must never cost a client its answer
+            log.exception("failed to record batch metrics")
         results: list[tuple[dict[str, Any] | None, str | None]] = []
         start = 0
         for p in batch:

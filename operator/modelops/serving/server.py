@@ -9,6 +9,7 @@ SIGTERM stops accepting and lets the workers finish in-flight requests before ex
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -166,6 +167,10 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        # Everything loaded so far lives as long as the process: keep the garbage collector from
+        # walking it (shorter pauses) and from touching its pages (workers keep sharing them).
+        gc.collect()
+        gc.freeze()
         for index in range(workers):
             self._spawn(index)
         print(
