@@ -89,7 +89,8 @@ def test_metrics_are_exact_across_workers(models, start_server) -> None:  # type
 
 
 def test_drift_psi_is_exported_and_tracks_the_input(models, start_server) -> None:  # type: ignore[no-untyped-def]
-    args = ("--workers", "2", "--drift-interval", "0.2", "--drift-min-rows", "150", "--revision", "d")
+    # PSI is exported only once all 300 rows are in the window, so the values below are final.
+    args = ("--workers", "2", "--drift-interval", "0.2", "--drift-min-rows", "300", "--revision", "d")
     same = start_server(models(), *args)
     shifted = start_server(models(), *args)
     # Same distribution as training vs every feature moved far to the right.

@@ -136,11 +136,12 @@ class DriftMonitor:
             if totals.sum() >= self.min_rows:
                 result["__prediction__"] = psi(pb.fractions, totals)
         if self.gauges is not None:
-            self.gauges.set_window_rows(rows)
             for name, value in result.items():
                 if name == "__prediction__":
                     self.gauges.set_prediction(value)
                 else:
                     self.gauges.set_feature(name, value)
+            # Last, so a scrape that sees this row count also sees the PSI computed from it.
+            self.gauges.set_window_rows(rows)
         self.last = result
         return result
