@@ -111,13 +111,15 @@ def main() -> int:
             p99 = tally.quantile(0.99)
             print(f"  revision {revision}: {tally.ok} ok, {tally.failed} failed"
                   + (f", p99 {p99 * 1000:.1f} ms" if p99 is not None else ""))
-        print("\nThe control plane keeps running (make cluster-down stops it); "
-              f"KUBECONFIG={cluster.kubeconfig}")
     finally:
         if load is not None:
             load.stop()
         operator.stop()
+        # Its pods ran on this process's node: remove them with it, so nothing is left half-alive.
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
         kubelet.stop()
+    print(f"\nThe control plane keeps running (make cluster-down stops it); KUBECONFIG={cluster.kubeconfig}\n"
+          f"operator log: {work / 'operator.log'}")
     return 0
 
 
