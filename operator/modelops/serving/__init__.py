@@ -1,1 +1,22 @@
-"""The model server that runs in serving pods."""
+"""The model server that runs in serving pods (`modelops serve`) and its init step (`modelops fetch`).
+
+Layout: ``server`` (supervisor: load, bind, fork, drift, SIGTERM), ``worker`` (one event loop per
+process), ``http`` (httptools protocol, routing, micro-batcher), ``protocol`` (OIP v2 / KServe v1
+decoding), ``loader`` (safe loading, fast predictor), ``metrics`` (Prometheus, multiprocess),
+``drift_monitor`` (rows from workers to PSI in the supervisor), ``fetch`` (artifact download).
+
+Endpoints: ``GET /v2/health/live``, ``GET /v2/health/ready`` (503 while draining), ``GET /v2``,
+``GET /v2/models/<name>[/versions/<v>]``, ``GET .../ready``, ``POST .../infer`` (JSON or the binary
+tensor extension; outputs ``predict`` and, for classifiers, ``predict_proba``),
+``GET /v1/models``, ``GET /v1/models/<name>``, ``POST /v1/models/<name>:predict``, ``GET /metrics``.
+
+Metrics (labels model, version, revision on all): ``modelops_requests_total{code}`` (inference
+requests only, probes excluded), ``modelops_request_duration_seconds``, ``modelops_batch_size``,
+``modelops_inflight_requests``, ``modelops_predictions_total{class}`` (classifiers) or
+``modelops_prediction_value`` (regressors), ``modelops_feature_drift_psi{feature}``,
+``modelops_prediction_drift_psi``, ``modelops_drift_window_rows``. PSI appears only once the
+drift window holds ``--drift-min-rows`` rows: no data is never reported as "no drift".
+
+The server needs a writable directory for the metrics of its processes: ``$PROMETHEUS_MULTIPROC_DIR``
+if set, else a fresh one under ``$TMPDIR`` (an ``emptyDir`` under a read-only root filesystem).
+"""
