@@ -149,7 +149,7 @@ class Reconciler:
                 spec.rollout.traffic.http_route.name)
         observed = Observed(
             generation=generation,
-            desired=DesiredRevision(revision=revision_of(spec), model=spec.model),
+            desired=DesiredRevision(revision=revision_of(namespace, name, spec), model=spec.model),
             deployments=observations,
             observed_weight=_observed_weight(spec, status, observations, route, name),
             measurement=await self._measure(spec, status, namespace, name, pods, now),

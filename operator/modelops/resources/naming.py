@@ -23,9 +23,14 @@ SERVER_NAME = "modelops-server"
 REVISION_LENGTH = 10
 
 
-def revision_of(spec: ModelDeploymentSpec) -> str:
-    """A stable hash of what the serving pods run: the model and the serving template, not replicas."""
+def revision_of(namespace: str, name: str, spec: ModelDeploymentSpec) -> str:
+    """A stable hash of what the serving pods run: the model and the serving template, not replicas.
+
+    The ModelDeployment's identity is part of it, so that two of them serving the same model never
+    share a revision, and metrics selected by revision never mix.
+    """
     runs = {
+        "owner": f"{namespace}/{name}",
         "model": spec.model.wire(),
         "serving": spec.serving.model_copy(update={"replicas": 0}).wire(),
     }

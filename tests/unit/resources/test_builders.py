@@ -1,0 +1,48 @@
+"""The child-object builders: deterministic, owned, labelled, restricted, and revision-stable."""
+
+from __future__ import annotations
+
+import json
+
+from modelops.api.models import ModelDeploymentSpec
+from modelops.resources import builders
+from modelops.resources.naming import LABEL_REVISION, revision_of
+
+SPEC = ModelDeploymentSpec.model_validate({
+    "model": {"name": "iris", "version": "1", "uri": "file:///m/model.joblib", "sha256": "a" * 64},
+    "serving": {"replicas": 3},
+})
+
+
+def test_revision_ignores_replicas_but_not_the_model_or_the_owner() -> None:
+    scaled = SPEC.model_copy(update={"serving": SPEC.serving.model_copy(update={"replicas": 7})})
+    assert revision_of("ns", "iris", scaled) == revision_of("ns", "iris", SPEC)
+    newer = SPEC.model_copy(update={"model": SPEC.model.model_copy(update={"version": "2"})})
+    assert revision_of("ns", "iris", newer) != revision_of("ns", "iris", SPEC)
+    assert revision_of("other", "iris", SPEC) != revision_of("ns", "iris", SPEC)
+
+
+def test_deployment_is_deterministic_owned_and_restricted() -> None:
+    a = builders.deployment("iris", "ns", "uid-1", SPEC, "abc1234567", 3)
+    b = builders.deployment("iris", "ns", "uid-1", SPEC, "abc1234567", 3)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert a["metadata"]["name"] == "iris-abc1234567"
+    assert a["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert a["spec"]["selector"]["matchLabels"][LABEL_REVISION] == "abc1234567"
+    pod = a["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for container in pod["containers"] + pod["initContainers"]:
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # The artifact is verified before the server ever deserialises it.
+    fetch = pod["initContainers"][0]["args"]
+    assert fetch[:2] == ["fetch", "file:///m/model.joblib"] and "a" * 64 in fetch
+    assert "--sha256" in pod["containers"][0]["args"]
+
+
+def test_service_selects_every_revision_and_track_service_one() -> None:
+    svc = builders.service("iris", "ns", "uid-1", SPEC)
+    assert LABEL_REVISION not in svc["spec"]["selector"]
+    track = builders.track_service("iris", "ns", "uid-1", SPEC, "canary", "abc1234567")
+    assert track["metadata"]["name"] == "iris-canary"
+    assert track["spec"]["selector"][LABEL_REVISION] == "abc1234567"
