@@ -484,6 +484,12 @@ def render(
         "| format | file size | raw load | modelops load |",
         "| --- | ---: | ---: | ---: |",
         *load_lines,
+        "",
+        "Notes: both peers call scikit-learn's `predict` once per request (MLServer's adaptive batching",
+        "merges some), so their ceiling is the batch-1 sklearn row above; our server merges concurrent",
+        "requests and uses a fast path verified against the model's own predictions at load. PSS splits",
+        "pages shared between a server's processes; RSS counts them once per process. Errors are wrk's",
+        "connect/read/write/timeout errors plus non-2xx answers.",
     ]
     return "\n".join(lines)
 

@@ -229,3 +229,13 @@ def test_expect_continue_and_head(iris_server: Server) -> None:
     resp = requests.head(iris_server.url + "/v2/health/live")
     assert resp.status_code == 200 and resp.content == b""
     assert resp.headers["Content-Length"] == "13"
+
+
+def test_model_names_are_matched_exactly(iris_server: Server) -> None:
+    for path in ("/v2/models/irisx", "/v2/models/irisx/ready", "/v2/models/iris/versions/2", "/v1/models/irisx"):
+        resp = requests.get(iris_server.url + path)
+        assert resp.status_code == 404, path
+        assert "model not found" in resp.json()["error"], path
+    assert requests.get(iris_server.url + "/v2/models/iris/versions/1").json()["name"] == "iris"
+    resp = requests.post(iris_server.url + "/v2/models/irisx/infer", json={"inputs": []})
+    assert resp.status_code == 404

@@ -411,9 +411,10 @@ class HttpConnection(asyncio.Protocol):
         self.head_only = method == b"HEAD"
         path = url.split(b"?", 1)[0]
         app = self.app
+        v2_rest = self._model_rest(path, app.v2_prefix)
         if method == b"POST":
-            if path.startswith(app.v2_prefix):
-                rest = self._strip_version(path[len(app.v2_prefix) :])
+            if v2_rest is not None:
+                rest = self._strip_version(v2_rest)
                 if rest == b"/infer":
                     self._infer(body, ihcl, started, v2=True)
                     return
@@ -441,9 +442,11 @@ class HttpConnection(asyncio.Protocol):
             self._send(
                 200, orjson.dumps({"name": "modelops", "version": _version(), "extensions": ["binary_tensor_data"]})
             )
-        elif path.startswith(app.v2_prefix):
-            rest = self._strip_version(path[len(app.v2_prefix) :])
-            if rest == b"":
+        elif v2_rest is not None:
+            rest = self._strip_version(v2_rest)
+            if rest is None:
+                self._model_not_found(path, started, count=False)
+            elif rest == b"":
                 self._send(200, app.metadata_doc)
             elif rest == b"/ready":
                 self._ready(b'{"name":' + orjson.dumps(app.spec.name) + b',"ready":true}')
@@ -457,6 +460,14 @@ class HttpConnection(asyncio.Protocol):
             self._model_not_found(path, started, count=False)
         else:
             self._send(404, protocol.error_body(f"no such endpoint: GET {path.decode('latin-1')}"))
+
+    @staticmethod
+    def _model_rest(path: bytes, prefix: bytes) -> bytes | None:
+        """What follows '/v2/models/<our name>' in ``path``, or None if it names another model."""
+        if not path.startswith(prefix):
+            return None
+        rest = path[len(prefix) :]
+        return rest if rest == b"" or rest.startswith(b"/") else None
 
     @staticmethod
     def _known_get(path: bytes) -> bool:
