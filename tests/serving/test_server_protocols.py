@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.http as triton
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from modelops.serving.loader import load_model_dir
 from sklearn.datasets import load_iris
 
@@ -239,3 +241,31 @@ def test_model_names_are_matched_exactly(iris_server: Server) -> None:
     assert requests.get(iris_server.url + "/v2/models/iris/versions/1").json()["name"] == "iris"
     resp = requests.post(iris_server.url + "/v2/models/irisx/infer", json={"inputs": []})
     assert resp.status_code == 404
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+            lambda c: (
+                st.lists(c, max_size=6)
+                | st.dictionaries(
+                    st.sampled_from(
+                        ["inputs", "instances", "data", "shape", "datatype", "name", "parameters", "outputs"]
+                    ),
+                    c,
+                    max_size=5,
+                )
+            ),
+            max_leaves=25,
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+    st.sampled_from([V1, V2]),
+)
+def test_fuzzed_bodies_never_get_a_500(iris_server: Server, body: bytes, path: str) -> None:
+    resp = requests.post(iris_server.url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert resp.status_code in (200, 400), resp.text
+    if resp.status_code == 400:
+        assert resp.json()["error"]
