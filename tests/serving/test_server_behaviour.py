@@ -3,6 +3,7 @@ failing and slow models, refusing unsafe models, and graceful shutdown under loa
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -283,3 +284,22 @@ def test_metrics_survive_a_worker_crash(models, start_server) -> None:  # type: 
     # Counts of the dead worker are kept; the restarted one adds to them.
     assert sample(server.metrics(), "modelops_requests_total", code="200") == 15
     assert server.stop() == 0
+
+
+def test_supervisor_gives_up_on_a_crash_looping_worker(models, start_server) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+
+    server = start_server(models(), "--workers", "1")
+    killed: set[int] = set()
+    deadline = time.monotonic() + 60
+    while server.proc.poll() is None and time.monotonic() < deadline:
+        out = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+        for pid in {int(p) for p in out} - killed:
+            killed.add(pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # every new worker dies at once
+        time.sleep(0.02)
+    assert server.proc.wait(timeout=60) == 1
+    assert 5 <= len(killed) <= 6
+    assert "workers keep dying right after start" in "".join(server.output)

@@ -115,6 +115,9 @@ class Supervisor:
         self.config = config
         self.stopping = False
         self.children: dict[int, int] = {}  # pid -> worker index
+        self.spawned_at: dict[int, float] = {}  # worker index -> when it was last started
+        self.quick_deaths = 0
+        self.exit_code = 0
         self.sockets: list[socket.socket] = []
         self.tmpdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -200,6 +203,7 @@ class Supervisor:
             finally:
                 os._exit(code)
         self.children[pid] = index
+        self.spawned_at[index] = time.monotonic()
         self.drift.reset_worker(index)
 
     def _worker(self, index: int, sock: socket.socket) -> int:
@@ -212,7 +216,6 @@ class Supervisor:
         from modelops.serving import metrics
 
         next_drift = time.monotonic() + cfg.drift_interval_s
-        exit_code = 0
         while not self.stopping:
             time.sleep(0.2)
             now = time.monotonic()
@@ -224,6 +227,7 @@ class Supervisor:
             except Exception:
                 log.exception("drift computation failed")
             self._reap(restart=True)
+        exit_code = self.exit_code
         # Stop accepting on every listener at once (shutdown acts on the socket all workers
         # share, not just on our descriptor): new connections are refused from now on, instead
         # of queueing on a worker that is about to close its listener.
@@ -265,6 +269,15 @@ class Supervisor:
             metrics.mark_dead(pid)
             reaped.append((pid, status))
             if index is not None and restart and not self.stopping:
+                # A worker that keeps dying at once will not get better by restarting: give up,
+                # so the pod restarts (and shows CrashLoopBackOff) instead of spinning here.
+                quick = time.monotonic() - self.spawned_at.get(index, 0.0) < 2.0
+                self.quick_deaths = self.quick_deaths + 1 if quick else 0
+                if self.quick_deaths >= 5:
+                    log.error("workers keep dying right after start; stopping the server")
+                    self.exit_code = 1
+                    self.stopping = True
+                    continue
                 log.error("worker %d (pid %d) exited with %s; restarting", index, pid, status)
                 self._spawn(index)
         return reaped
