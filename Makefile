@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cluster/bin:$(PATH)
 
-.PHONY: all venv system-deps lint test test-unit test-integration test-e2e crd cluster-binaries \
+.PHONY: all venv system-deps lint test test-unit test-serving crd cluster-binaries \
         cluster-up cluster-down demo bench-serving bench-controller clean
 
 all: test
@@ -50,6 +50,9 @@ cluster-down: venv
 
 test-unit: venv
 	$(BIN)/pytest tests/unit
+
+test-serving: venv
+	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
 test: venv system-deps lint
 	$(BIN)/pytest
