@@ -23,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster import build
+from tests.cluster import build, gateway_api
 
 POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -324,6 +324,9 @@ def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
     cluster.kubectl("apply", "-f", "-", input=_nodes_manifest())
     _wait("kwok nodes Ready", lambda: _nodes_ready(cluster), 90, cluster, "kwok")
     _wait("default service account", lambda: _has_default_sa(cluster), 60, cluster, "kube-controller-manager")
+    say("installing the Gateway API CRDs (standard channel)")
+    for crd in gateway_api.manifests():
+        cluster.kubectl("apply", "--server-side", "-f", str(crd))
     say(f"control plane healthy in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}")
     return cluster
 
