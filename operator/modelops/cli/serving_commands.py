@@ -135,6 +135,11 @@ def _register_serve(commands: Any) -> None:
         action="store_true",
         help="serve a model trained with another scikit-learn minor / numpy major version",
     )
+    p.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="always call the model's own predict (no folded linear fast path)",
+    )
     nan = p.add_mutually_exclusive_group()
     nan.add_argument(
         "--allow-nan",
@@ -179,6 +184,7 @@ def _serve(args: argparse.Namespace) -> int:
             keepalive_timeout_s=args.keepalive_timeout,
             drain_timeout_s=args.drain_timeout,
             allow_version_mismatch=args.allow_version_mismatch,
+            fast_path=not args.no_fast_path,
             allow_nan=args.allow_nan,
             drift_window_s=args.drift_window,
             drift_interval_s=args.drift_interval,

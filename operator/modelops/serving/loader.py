@@ -161,7 +161,7 @@ class Predictor:
     reproduces the model's own predictions on probe rows; otherwise we call the model.
     """
 
-    def __init__(self, model: Any, metadata: ModelMetadata) -> None:
+    def __init__(self, model: Any, metadata: ModelMetadata, fast_path: bool = True) -> None:
         self.model = model
         self.metadata = metadata
         self.n_features = len(metadata.features)
@@ -172,7 +172,7 @@ class Predictor:
         self._affine: tuple[FloatArray, FloatArray] | None = None
         self._binary = False
         self.kind = "sklearn"
-        affine = _fold_linear(model, metadata.task)
+        affine = _fold_linear(model, metadata.task) if fast_path else None
         if affine is not None:
             self._affine = affine
             self._binary = self.classes is not None and affine[0].shape[1] == 1

@@ -45,6 +45,7 @@ class ServeConfig:
     keepalive_timeout_s: float = 75.0
     drain_timeout_s: float = 25.0
     allow_version_mismatch: bool = False
+    fast_path: bool = True
     allow_nan: bool | None = None
     drift_window_s: float = 600.0
     drift_interval_s: float = 5.0
@@ -149,7 +150,7 @@ class Supervisor:
 
         # The server validates finiteness itself; skip sklearn's repeated checks per call.
         sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
-        self.predictor = Predictor(loaded.model, meta)
+        self.predictor = Predictor(loaded.model, meta, fast_path=cfg.fast_path)
         example = meta.examples[0] if meta.examples else [0.0] * len(meta.features)
         self.inline = _measure_inline(self.predictor, example)
         workers = cfg.workers or default_workers()

@@ -129,3 +129,13 @@ def test_wrapped_model_never_takes_fast_path(tmp_path: Path) -> None:
     assert predictor.kind == "sklearn"
     with pytest.raises(ValueError, match="injected failure"):
         predictor.predict(np.array([[6.5, 3.0, 5.0, 2.0]]))
+
+
+def test_fast_path_can_be_turned_off(tmp_path: Path) -> None:
+    train(TrainOptions(dataset="iris", output=tmp_path))
+    loaded = load_model_dir(tmp_path)
+    assert Predictor(loaded.model, loaded.metadata).kind == "fast-linear"
+    plain = Predictor(loaded.model, loaded.metadata, fast_path=False)
+    assert plain.kind == "sklearn"
+    rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
+    assert np.array_equal(plain.predict(rows), loaded.model.predict(rows))
