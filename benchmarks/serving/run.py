@@ -121,13 +121,16 @@ def train_models(cache: Path) -> dict[str, Path]:
 
 
 # -- peers ------------------------------------------------------------------------------------
-def ours(model_dir: Path, workers: int) -> ServerSpec:
+def ours(model_dir: Path, workers: int, fast_path: bool = True) -> ServerSpec:
     port = free_port()
     cmd = [sys.executable, "-m", "modelops.cli.main", "serve", str(model_dir), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", str(workers)]
+    if not fast_path:
+        cmd.append("--no-fast-path")
     return ServerSpec(
-        "modelops",
-        f"{workers} workers (pre-fork, SO_REUSEPORT), adaptive batching max 64 rows / no added wait",
+        "modelops" if fast_path else "modelops-sklearn",
+        f"{workers} workers (pre-fork, SO_REUSEPORT), adaptive batching max 64 rows / no added wait"
+        + ("" if fast_path else ", --no-fast-path: sklearn's own predict per batch"),
         cmd,
         port,
     )
@@ -381,7 +384,8 @@ def main() -> int:
     body = cache / "body.json"
     body.write_text(json.dumps(BODY))
 
-    specs = [ours(model_dirs["joblib"], args.workers)]
+    # The second row calls scikit-learn's predict like the peers do: what batching alone buys.
+    specs = [ours(model_dirs["joblib"], args.workers), ours(model_dirs["joblib"], args.workers, fast_path=False)]
     if not args.skip_peers:
         ml = ensure_venv(cache, "mlserver")
         ks = ensure_venv(cache, "kserve")
@@ -446,7 +450,7 @@ def render(
     ours_r = results[0]
     peers: dict[str, list[ServerResult]] = {}
     for r in results[1:]:
-        if not r.failure:
+        if not r.failure and not r.spec.name.startswith("modelops"):
             peers.setdefault(r.spec.name.split()[0], []).append(r)
     if peers and not ours_r.failure:
         lines += [
