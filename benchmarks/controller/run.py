@@ -6,9 +6,10 @@
    what is measured is the operator's own overhead plus the pods becoming ready);
 3. failed analysis -> canary at 0%: seconds from the status recording the failed run to the
    Service's EndpointSlices no longer listing any canary pod (real serving pods, real metrics).
-Anchors: Argo Rollouts and Flagger react on a resync/ticker (Flagger's default interval is 1m;
-Argo Rollouts requeues on events), so a spec change is typically picked up within ~1s by Argo
-and within one interval by Flagger.
+Anchors (documented behaviour, not measured here: neither peer runs on this machine): Flagger acts
+once per analysis interval (default 1m) and moves one stepWeight per interval; Argo Rollouts is
+event-driven (a spec change is reconciled on the watch event) and advances steps on its own
+requeues.
 """
 
 from __future__ import annotations
@@ -146,15 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmodelops controller benchmark (real kube-apiserver, kwok nodes, operator as a process)")
     print(f"{'measure':<52}{'modelops':>12}   anchor")
     print(f"{'spec change -> canary Deployment created, p50':<52}{statistics.median(creation):>10.3f} s"
-          "   Argo Rollouts ~1 s (event-driven); Flagger: one analysis interval (default 60 s)")
+          "   Flagger: next interval tick (default 60 s); Argo Rollouts: on the watch event")
     print(f"{'spec change -> canary Deployment created, p99':<52}{_pct(creation, 0.99):>10.3f} s   (n={len(creation)})")
     previous = 0.0
     for label, at in steps:
-        print(f"{'rollout: ' + label + ' (+delta)':<52}{at:>10.3f} s   (+{at - previous:.3f} s; no pauses configured)")
+        print(f"{'rollout: ' + label + ' (+delta)':<52}{at:>10.3f} s   "
+              f"(+{at - previous:.3f} s; no pauses; Flagger: one interval per step)")
         previous = at
     if abort is not None:
         print(f"{'failed analysis -> canary at 0% (endpoints gone)':<52}{abort:>10.3f} s"
-              "   Flagger/Argo: next reconcile + pod termination")
+              "   Flagger: the failing check's interval tick (default 60 s)")
     print(json.dumps({"creation_p50_s": statistics.median(creation), "creation_p99_s": _pct(creation, 0.99),
                       "steps": steps, "abort_to_zero_s": abort}))
     return 0
