@@ -345,6 +345,9 @@ class CanaryStatus(Model):
     replicas: int = 0
     ready_replicas: int = 0
     paused: bool = False
+    paused_at: str | None = Field(
+        default=None, max_length=64, description="When a user paused it; a timed pause's clock stops meanwhile."
+    )
     aborted: bool = False
     abort_reason: str | None = Field(default=None, max_length=2048)
     model: ModelSource | None = Field(default=None, description="The model the canary runs.")

@@ -118,7 +118,12 @@ class Reconciler:
                 if key not in self._dirty:
                     break
         if delay is None:
-            self._timers.pop(key, None)
+            # The object is gone: forget it, so a long-lived operator's memory stays bounded.
+            timer = self._timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
+            if not lock.locked():
+                self._locks.pop(key, None)
         else:
             self._schedule(key, delay)
 

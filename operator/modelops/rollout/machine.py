@@ -677,7 +677,8 @@ def _command_pause(tick: _Tick, command: Command) -> str | None:
     canary = _running_canary(tick)
     if canary is None:
         return "no canary in progress"
-    tick.canary = canary.model_copy(update={"paused": True})
+    if not canary.paused:
+        tick.canary = canary.model_copy(update={"paused": True, "paused_at": tick.now_text})
     return None
 
 
@@ -694,7 +695,11 @@ def _command_resume(tick: _Tick, command: Command) -> str | None:
     stalled = tick.analysis is not None and tick.analysis.consecutive_inconclusives > 0
     if not (canary.paused or at_open_pause or stalled):
         return "nothing is paused"
-    update: dict[str, object] = {"paused": False}
+    update: dict[str, object] = {"paused": False, "paused_at": None}
+    if canary.paused and canary.paused_at and canary.step_started_at:
+        # The step's clock stood still while paused: a timed pause keeps the time it had left.
+        held = tick.now - parse_time(canary.paused_at)
+        update["step_started_at"] = format_time(parse_time(canary.step_started_at) + held)
     if at_open_pause and not canary.paused:
         update.update(step_index=canary.step_index + 1, step_started_at=tick.now_text, analysis_step_successes=0)
     tick.canary = canary.model_copy(update=update)

@@ -113,6 +113,25 @@ def test_timed_pause_survives_an_operator_restart_with_the_same_remaining_time()
     assert world.status.canary.step_index == 2
 
 
+def test_a_user_pause_stops_the_clock_of_a_timed_pause():
+    world = canary_v2_at_step(deployed_v1(analysis={"metrics": []}), 1)  # pause 30s
+    world.wait(10)
+    left = 30 - (world.now - parse_time(world.status.canary.step_started_at)).total_seconds()
+    world.command("pause")
+    world.wait(300)
+    world.tick()
+    assert world.status.canary.step_index == 1 and world.status.phase == "Paused"
+    world.command("resume")
+    assert world.status.canary.step_index == 1
+    assert f"pause, {left:.0f}s left" in (world.status.message or ""), world.status.message
+    world.wait(left - 1)
+    world.tick()
+    assert world.status.canary.step_index == 1
+    world.wait(1)
+    world.tick()
+    assert world.status.canary.step_index == 2
+
+
 def test_errors_above_the_limit_abort_the_canary_at_step_two():
     """Given a canary at step 2 with errors above the limit, when the analysis runs, then the canary
     weight is 0 and Degraded says why."""
