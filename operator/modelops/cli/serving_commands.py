@@ -82,7 +82,8 @@ def _register_fetch(commands: Any) -> None:
         description="Fetch a model file (and its sibling metadata.json) into a directory, verifying sha256.",
     )
     p.add_argument("uri", help="file:///path/model.joblib | pvc://<claim>/<path> | http(s)://...")
-    p.add_argument("--sha256", required=True, help="expected hex digest of the model file")
+    p.add_argument("--sha256", default=None,
+                   help="expected hex digest of the model file (required for joblib, optional for skops)")
     p.add_argument("--output", required=True, type=Path, help="directory to write into")
     p.add_argument("--pvc-root", type=Path, default=Path("/mnt/pvc"), help="where pvc://<claim> volumes are mounted")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")

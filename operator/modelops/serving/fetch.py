@@ -84,17 +84,24 @@ def _model_name(uri: str) -> str:
 
 def fetch_model(
     uri: str,
-    sha256: str,
+    sha256: str | None,
     output: Path,
     pvc_root: Path = Path("/mnt/pvc"),
     timeout: float = 60.0,
     retries: int = 3,
 ) -> Path:
-    """Fetch ``uri`` into ``output`` as model.joblib / model.skops, verified; returns its path."""
-    expected = sha256.strip().lower()
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        raise FetchError(f"--sha256 must be 64 hex digits, got {sha256!r}")
+    """Fetch ``uri`` into ``output`` as model.joblib / model.skops, verified; returns its path.
+
+    A skops file may come without an expected digest (loading it runs no code; the server checks its
+    types); a joblib file may not, as the CRD also rules.
+    """
     target_name = _model_name(uri)
+    expected = sha256.strip().lower() if sha256 is not None else None
+    if expected is None:
+        if target_name == MODEL_FILES["joblib"]:
+            raise FetchError(f"{uri}: a joblib file is a pickle; --sha256 is required to fetch it")
+    elif len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise FetchError(f"--sha256 must be 64 hex digits, got {sha256!r}")
     output.mkdir(parents=True, exist_ok=True)
     target = output / target_name
     attempt = 0
@@ -107,7 +114,7 @@ def fetch_model(
             if attempt > retries or _local_path(uri, pvc_root) is not None:
                 raise
             time.sleep(min(2.0**attempt, 10.0))
-    if actual != expected:
+    if expected is not None and actual != expected:
         tmp.unlink(missing_ok=True)
         raise FetchError(f"sha256 mismatch for {uri}: expected {expected}, actual {actual}")
     os.replace(tmp, target)

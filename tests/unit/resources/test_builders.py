@@ -46,3 +46,16 @@ def test_service_selects_every_revision_and_track_service_one() -> None:
     track = builders.track_service("iris", "ns", "uid-1", SPEC, "canary", "abc1234567")
     assert track["metadata"]["name"] == "iris-canary"
     assert track["spec"]["selector"][LABEL_REVISION] == "abc1234567"
+
+
+def test_pod_commands_are_what_the_cli_accepts() -> None:
+    """The init step and the server are run as `modelops <args>`: the real parser must take them."""
+    from modelops.cli.main import build_parser
+
+    skops = ModelDeploymentSpec.model_validate({
+        "model": {"name": "iris", "version": "1", "uri": "pvc://models/iris/model.skops", "format": "skops"}})
+    for spec in (SPEC, skops):
+        pod = builders.deployment("iris", "ns", "uid-1", spec, "abc1234567", 2)["spec"]["template"]["spec"]
+        for container in pod["initContainers"] + pod["containers"]:
+            args = build_parser().parse_args(container["args"])
+            assert args.command == container["args"][0]

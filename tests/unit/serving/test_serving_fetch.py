@@ -117,3 +117,15 @@ def test_unreachable_http_fails_after_retries(tmp_path: Path) -> None:
         port = s.getsockname()[1]  # nothing listens here once closed
     with pytest.raises(FetchError, match="Connection refused"):
         fetch_model(f"http://127.0.0.1:{port}/model.joblib", "a" * 64, tmp_path / "o", retries=0, timeout=2)
+
+
+def test_skops_without_digest_is_fetched_and_joblib_is_refused(iris_joblib: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.skops").write_bytes(b"not really skops; fetch never deserialises")
+    out = tmp_path / "out"
+    assert main(["fetch", f"file://{src}/model.skops", "--output", str(out)]) == 0
+    assert (out / "model.skops").read_bytes() == (src / "model.skops").read_bytes()
+    assert len(digest(out)) == 64  # recorded, so serve can report it
+    with pytest.raises(FetchError, match="--sha256 is required"):
+        fetch_model(f"file://{iris_joblib}/model.joblib", None, tmp_path / "out2")
