@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,10 +204,10 @@ def healthy(cluster: Cluster) -> bool:
         return False
 
 
-def _wait(what: str, check: object, timeout: float, cluster: Cluster, log: str | None = None) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float, cluster: Cluster, log: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         if log and log not in _running(cluster):
             break
