@@ -87,12 +87,12 @@ def bench_step_overhead(cluster: localcluster.Cluster, namespace: str) -> list[t
 
 
 def bench_abort(cluster: localcluster.Cluster, namespace: str, models_dir: Path) -> float:
-    from tests.cluster.netkubelet import NetKubelet
+    from tests.cluster.netkubelet import NetKubelet, real_cidr
     from tests.cluster.traffic import LoadGenerator
 
     good = train(models_dir, "v1", "1")
     failing = train(models_dir, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0")
-    kubelet = NetKubelet(str(cluster.kubeconfig), "modelops-real-0", "10.244.8.0/24")
+    kubelet = NetKubelet(str(cluster.kubeconfig), "modelops-real-0", real_cidr(0))
     kubelet.start()
     load = None
     try:

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +59,19 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 STATE_ROOT = REPO / ".cluster" / "netkubelet"
 DEFAULT_NODE = "modelops-real-0"
-DEFAULT_CIDR = "10.244.8.0/24"
+# Each checkout gets its own block of four /24s (10.244.16.0 - 10.244.215.0), so two checkouts
+# running their harness at once never route the same pod address.
+CHECKOUT_SLOT = zlib.crc32(str(REPO).encode()) % 50
+
+
+def real_cidr(index: int) -> str:
+    """The podCIDR of this checkout's real node number `index` (0-3)."""
+    if not 0 <= index < 4:
+        raise ValueError(f"real node index {index} is outside 0-3")
+    return f"10.244.{16 + CHECKOUT_SLOT * 4 + index}.0/24"
+
+
+DEFAULT_CIDR = real_cidr(0)
 REAL_PODS_KEY = "modelops.dev/real-pods"
 # The host end of every pod's veth carries this link-local address; each namespace routes to it as
 # its next hop, so replies to the root namespace come back over the pod's own veth.
@@ -83,8 +96,9 @@ def pod_placement(node_name: str | None = None, pool: str = "true") -> dict[str,
 
 
 def node_tag(node_name: str) -> str:
-    """Four hex digits naming a node in its netns and veth names, so those of two nodes never collide."""
-    return hashlib.sha1(node_name.encode()).hexdigest()[:4]
+    """Four hex digits naming a node (of this checkout) in its netns and veth names, so those of two
+    nodes, or of two checkouts, never collide."""
+    return hashlib.sha1(f"{REPO}:{node_name}".encode()).hexdigest()[:4]
 
 
 def netns_prefix(node_name: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import NetKubelet
+from tests.cluster.netkubelet import NetKubelet, real_cidr
 from tests.cluster.prometheus import Prometheus
 from tests.e2e.scenario import REAL_NODE, TrainedModel, train_demo_models
 
@@ -22,7 +22,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedModel]:
 
 @pytest.fixture(scope="session")
 def real_node(cluster: Cluster) -> Iterator[NetKubelet]:
-    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, "10.244.8.0/24")
+    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, real_cidr(0))
     kubelet.start()
     yield kubelet
     kubelet.stop()

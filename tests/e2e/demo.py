@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster import localcluster
-from tests.cluster.netkubelet import NetKubelet
+from tests.cluster.netkubelet import NetKubelet, real_cidr
 from tests.cluster.traffic import LoadGenerator
 from tests.conftest import CRD_FILE, OperatorProcess
 from tests.e2e.scenario import REAL_NODE, apply, condition, events, manifest, status, train_demo_models
@@ -69,7 +69,7 @@ def main() -> int:
     models = train_demo_models(work / "models")
     for label, m in models.items():
         print(f"  {label:<8} version {m.version:<4} sha256 {m.sha256[:16]}…  {m.directory}")
-    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, "10.244.8.0/24").start()
+    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, real_cidr(0)).start()
     operator = OperatorProcess(cluster, work / "operator.log")
     operator.start()
     load: LoadGenerator | None = None

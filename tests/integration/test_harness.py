@@ -10,6 +10,7 @@ harness or the operator is at fault. Run with `.venv/bin/pytest tests/integratio
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import localcluster
-from tests.cluster.netkubelet import NetKubelet, list_netns, netns_pids, netns_prefix, pod_placement
+from tests.cluster.netkubelet import NetKubelet, list_netns, netns_pids, netns_prefix, pod_placement, real_cidr
 from tests.cluster.prometheus import Prometheus
 from tests.cluster.traffic import LoadGenerator
 from tests.conftest import wait_for
@@ -30,10 +31,10 @@ from tests.conftest import wait_for
 pytestmark = pytest.mark.integration
 
 # Its own nodes, pool and podCIDRs, so an e2e run's netkubelet (modelops-real-0, pool "true",
-# 10.244.8.0/24) can run at the same time: neither takes the other's pods or addresses.
+# real_cidr(0)) can run at the same time: neither takes the other's pods or addresses.
 POOL = "harness"
 NODE = "modelops-harness-0"
-CIDR = "10.244.9.0/24"
+CIDR = real_cidr(1)
 MODELOPS = str(Path(sys.executable).parent / "modelops")
 
 
@@ -153,7 +154,7 @@ def test_pods_serve_in_their_namespaces_and_take_traffic(
     for pod in pods:
         assert pod["spec"]["nodeName"] == NODE
         ip = pod["status"]["podIP"]
-        assert ip.startswith("10.244.9."), ip
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(CIDR), ip
         netns = kubelet.pod_netns(namespace, pod["metadata"]["name"])
         assert netns is not None and netns in list_netns()
         # The pod IP lives inside the pod's namespace, and the root namespace reaches it by a /32.
@@ -271,7 +272,7 @@ def test_failed_fetch_keeps_the_pod_unready_with_the_reason(
 def test_stop_removes_the_node_and_its_namespaces(cluster: localcluster.Cluster, namespace: str,
                                                    iris_model: tuple[str, str]) -> None:
     # A second node, started and stopped here; a stale namespace of an earlier run is cleaned up.
-    node, cidr = "modelops-harness-1", "10.244.10.0/24"
+    node, cidr = "modelops-harness-1", real_cidr(2)
     own = NetKubelet(cluster.kubeconfig, node, cidr, pool=POOL)
     stale = f"{own.netns_prefix}deadbeef"
     subprocess.run(["ip", "netns", "add", stale], check=True)
@@ -313,7 +314,7 @@ def test_load_generator_logs_the_failures_of_a_model_that_raises(
 
 def test_a_restarted_kubelet_cleans_up_and_runs_its_pods_again(
         cluster: localcluster.Cluster, namespace: str, iris_model: tuple[str, str], tmp_path: Path) -> None:
-    node, cidr = "modelops-harness-2", "10.244.11.0/24"
+    node, cidr = "modelops-harness-2", real_cidr(3)
     command = [sys.executable, "-m", "tests.cluster.netkubelet", "--kubeconfig", str(cluster.kubeconfig),
                "--node", node, "--cidr", cidr, "--pool", POOL]
     log = open(tmp_path / "netkubelet.log", "ab")  # noqa: SIM115 - shared by both runs
