@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -23,6 +25,13 @@ from tests.cluster import localcluster
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "modeldeployments.modelops.dev.yaml"
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], T], what: str, timeout: float = 60, interval: float = 0.2) -> T:
@@ -52,16 +61,24 @@ def cluster() -> Iterator[localcluster.Cluster]:
 class OperatorProcess:
     """`modelops run` as a child process, as it runs in a cluster (but on this machine)."""
 
-    def __init__(self, cluster: localcluster.Cluster, log: Path) -> None:
+    def __init__(self, cluster: localcluster.Cluster, log: Path, args: tuple[str, ...] = ()) -> None:
         self.cluster = cluster
         self.log = log
+        self.args = args
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "modelops.cli.main", "run"],
-                                     env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        command = [sys.executable, "-m", "modelops.cli.main", "run", "--metrics-port", str(self.metrics_port),
+                   *self.args]
+        self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def metrics(self) -> str:
+        """The operator's own /metrics page."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
