@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.controller.informer import Obj, Store
+from modelops.resources.builders import TEMPLATE_HASH
 from modelops.resources.naming import LABEL_INSTANCE, LABEL_REVISION
 
 OWNER_INDEX = "owner"
@@ -51,7 +52,11 @@ def _slim_meta(obj: Obj) -> dict[str, Any]:
 
 def slim_deployment(obj: Obj) -> Obj:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _slim_meta(obj),
+    meta = _slim_meta(obj)
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if TEMPLATE_HASH in annotations:
+        meta["annotations"] = {TEMPLATE_HASH: annotations[TEMPLATE_HASH]}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": meta,
             "spec": {"replicas": spec.get("replicas")},
             "status": {k: status[k] for k in ("readyReplicas", "replicas", "updatedReplicas", "availableReplicas",
                                               "observedGeneration") if k in status}}

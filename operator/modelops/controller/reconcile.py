@@ -239,9 +239,10 @@ class Reconciler:
         except ReconcileProblem as problem:
             problems.append(problem)  # the rollout itself can go on; say so
         existing = {_revision(d): d for d in deployments}
+        rolling = decision.status.canary is not None
         for action in decision.actions:
             if isinstance(action, EnsureDeployment):
-                await self._ensure_deployment(obj, spec, action, existing.get(action.revision))
+                await self._ensure_deployment(obj, spec, action, existing.get(action.revision), rolling)
             elif isinstance(action, DeleteDeployment):
                 found = existing.get(action.revision)
                 if found is not None:
@@ -259,9 +260,10 @@ class Reconciler:
         await self.kube.call(self.kube.post_event, obj, event.type, event.reason, event.message)
 
     async def _ensure_deployment(self, obj: dict[str, Any], spec: ModelDeploymentSpec, action: EnsureDeployment,
-                                 current: dict[str, Any] | None) -> None:
+                                 current: dict[str, Any] | None, rolling: bool) -> None:
         meta = obj["metadata"]
         name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
+        model = action.model or spec.model
         if current is None:
             dep_name = deployment_name(name, action.revision)
             namesake = self.cache.deployments.get(namespace, dep_name)
@@ -269,11 +271,24 @@ class Reconciler:
                 raise ReconcileProblem(REASON_NAME_TAKEN, (
                     f"Deployment {dep_name} belongs to another owner (an earlier object of this name?); "
                     "waiting for it to be removed"))
-            model = action.model or spec.model
             body = builders.deployment(name, namespace, uid, spec.model_copy(update={"model": model}),
                                        action.revision, action.replicas)
             await self.kube.call(self.kube.apply, body)
-        elif int((current.get("spec") or {}).get("replicas") or 0) != action.replicas:
+            return
+        if action.track == "stable" and not rolling:
+            # A new operator version builds a different pod template for a running revision: roll it
+            # out on purpose, as a Deployment rolling update (maxUnavailable 0), and say so.
+            body = builders.deployment(name, namespace, uid, spec.model_copy(update={"model": model}),
+                                       action.revision, action.replicas)
+            running = ((current.get("metadata") or {}).get("annotations") or {}).get(builders.TEMPLATE_HASH)
+            wanted = body["metadata"]["annotations"][builders.TEMPLATE_HASH]
+            if running != wanted:
+                await self._post(obj, EmitEvent("Normal", "PodTemplateUpdated", (
+                    f"the pod template of revision {action.revision} changed (operator upgrade: "
+                    f"{running or 'none'} -> {wanted}); rolling update with no pod unavailable")))
+                await self.kube.call(self.kube.apply, body)
+                return
+        if int((current.get("spec") or {}).get("replicas") or 0) != action.replicas:
             # Only the scale: rewriting the template of a running revision would restart its pods.
             await self.kube.call(self.kube.scale_deployment, namespace, current["metadata"]["name"],
                                  action.replicas)
