@@ -96,7 +96,10 @@ def test_a_namesake_does_not_adopt_the_deployments_of_the_object_it_replaces(
     same = _json(cluster, namespace, "deployment", old["metadata"]["name"])
     assert same["metadata"]["uid"] == old["metadata"]["uid"]
     assert not same["metadata"].get("ownerReferences")  # not adopted
+    # The orphaned Service is not ours either; once both orphans are gone, the new object proceeds.
+    assert not _json(cluster, namespace, "service", "iris")["metadata"].get("ownerReferences")
     cluster.kubectl("delete", "deployment", old["metadata"]["name"], "-n", namespace, "--wait=true")
+    cluster.kubectl("delete", "service", "iris", "-n", namespace, "--wait=true")
     cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=90s")
     new_uid = _json(cluster, namespace, "mdep", "iris")["metadata"]["uid"]
     owners = [d["metadata"]["ownerReferences"][0]["uid"] for d in _json(cluster, namespace, "deployments")["items"]]

@@ -237,7 +237,7 @@ class Analysis(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
+                    "!has(self.metrics) || self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
                     "metric names must be unique",
                     ".metrics",
                 )
@@ -258,9 +258,9 @@ class Rollout(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted() && "
+                    "!has(self.steps) || (self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted() && "
                     "self.steps.filter(s, has(s.setWeight)).all(s, "
-                    "self.steps.filter(t, has(t.setWeight) && t.setWeight == s.setWeight).size() == 1)",
+                    "self.steps.filter(t, has(t.setWeight) && t.setWeight == s.setWeight).size() == 1))",
                     "setWeight values must be strictly increasing",
                     ".steps",
                 )

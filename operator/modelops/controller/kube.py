@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -49,7 +50,8 @@ class Kube:
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
+            # Read $KUBECONFIG now, not when the client module was imported.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
         configuration = client.Configuration.get_default_copy()
         # One pooled connection per thread, plus one per informer stream.
         configuration.connection_pool_maxsize = threads + 16
