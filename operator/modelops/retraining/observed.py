@@ -1,0 +1,114 @@
+"""What the controller observed for the retraining loop this tick: the input of `next_retraining`.
+
+The controller fills a `RetrainObserved` from the stable track's drift gauges, the quality metrics
+of the feedback endpoint, a PromQL value, the Job named in `status.retraining.job` and the command
+annotations (`parse_retrain_commands`). Whether a canary is in progress or an undo pin holds is read
+from the status passed alongside. A field left None means "not measured this tick" and changes
+nothing; a measurement with too few samples is a measurement, and breaks a breach.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from modelops.retraining.result import JobResult
+from modelops.rollout.observed import ANNOTATION_PREFIX, Command
+
+COMMAND_RETRAIN = "retrain"  # value "" asks for a run now; "reset" lifts RetrainBlocked / DriftPersists
+COMMAND_APPROVE = "approve"  # approves the recorded candidate (promotion: Manual)
+RETRAIN_RESET = "reset"
+RETRAIN_COMMANDS = (COMMAND_RETRAIN, COMMAND_APPROVE)
+ANNOTATION_RETRAIN = ANNOTATION_PREFIX + COMMAND_RETRAIN
+ANNOTATION_APPROVE = ANNOTATION_PREFIX + COMMAND_APPROVE
+PREDICTION_SERIES = "prediction"  # the series name of the prediction PSI among the feature names
+
+
+@dataclass(frozen=True)
+class DriftReading:
+    """One PSI gauge: a feature's (or `prediction`'s) PSI over the window, and the rows it saw."""
+
+    series: str
+    psi: float
+    samples: int
+    bins: int = 10  # baseline bins of the series (the trainer's --bins; predictions: the classes)
+
+
+@dataclass(frozen=True)
+class DriftObservation:
+    """The drift gauges of one track. Only the stable track's count (canary traffic is not the world)."""
+
+    revision: str
+    window_seconds: float
+    readings: tuple[DriftReading, ...]
+
+
+@dataclass(frozen=True)
+class QualityReading:
+    """Rolling accuracy or MAE from the feedback labels of one revision."""
+
+    revision: str
+    metric: Literal["accuracy", "mae"]
+    value: float | None
+    samples: int
+    window_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class PromQLReading:
+    value: float | None  # None: the query returned nothing (never a breach)
+
+
+JobPhase = Literal["Absent", "Running", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """The Job named in status.retraining.job as found (by name and owner UID).
+
+    Succeeded: `result` parsed from the pod's termination message (None with `reason` saying why
+    when it did not parse). Failed: `reason` from the Job's Failed condition (DeadlineExceeded,
+    BackoffLimitExceeded) and the pod's termination message.
+    """
+
+    name: str
+    phase: JobPhase
+    result: JobResult | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RetrainObserved:
+    generation: int
+    spec_revision: str | None = None  # the revision spec.model/serving hash to (recorded in a candidate)
+    drift: DriftObservation | None = None
+    quality: QualityReading | None = None
+    promql: PromQLReading | None = None
+    job: JobObservation | None = None
+    commands: tuple[Command, ...] = ()
+    current_dataset_sha256: str | None = None  # when the controller knows it better than status does
+
+
+def parse_retrain_commands(annotations: Mapping[str, str]) -> tuple[Command, ...]:
+    """`modelops.dev/retrain` and `modelops.dev/approve`, in the format of rollout's commands.
+
+    JSON `{"value": ..., "nonce": ...}`, or a plain string taken as the nonce with an empty value.
+    """
+    commands: list[Command] = []
+    for name in RETRAIN_COMMANDS:
+        raw = annotations.get(ANNOTATION_PREFIX + name)
+        if raw is None:
+            continue
+        value, nonce = "", raw
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            value = str(parsed.get("value", "") or "")
+            nonce = str(parsed.get("nonce", "") or "")
+        if nonce:
+            commands.append(Command(name=name, value=value, nonce=nonce))
+    return tuple(commands)
