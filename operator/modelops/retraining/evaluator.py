@@ -482,8 +482,13 @@ def _promql_breach(tick: _Tick) -> RetrainTrigger | None:
                           reason=f"query {reading.value:.4g} > {config.above:g}")
 
 
+CRON_SHORTHANDS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+                   "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
 def _schedule_fired(tick: _Tick, schedule: str) -> datetime | None:
     """The newest cron time in (last check, now], or None; the first tick only starts the clock."""
+    schedule = CRON_SHORTHANDS.get(schedule, schedule)
     checked = tick.rs.schedule_checked_at
     tick.update(schedule_checked_at=tick.stamp)
     naive_now = tick.now.replace(tzinfo=None)
