@@ -323,7 +323,7 @@ class DriftTrigger(Model):
     )
     significance: float = Field(
         default=0.001,
-        gt=0,
+        ge=1e-12,
         le=0.1,
         description="False alarm probability per window over all features together (derived threshold only).",
     )
@@ -734,7 +734,7 @@ class RetrainRuns(StatusModel):
 
 class RetrainJobStatus(StatusModel):
     name: str = Field(max_length=253)
-    n: int = Field(ge=1)
+    number: int = Field(ge=1, description="The run's number n in `<mdep>-retrain-<n>`.")
     started_at: str = Field(max_length=64)
     phase: Literal["Pending", "Running"] = "Pending"
     trigger: RetrainTrigger | None = None

@@ -281,7 +281,7 @@ def _job_outcome(tick: _Tick) -> None:
     if seen.phase == "Absent":
         # Status says a run started, the Job is not there: the create was lost (crash after the status
         # write). Create it again under the same name; it is still run n.
-        tick.actions.append(CreateJob(job.name, job.n, _params(tick, job)))
+        tick.actions.append(CreateJob(job.name, job.number, _params(tick, job)))
         tick.wake.append(tick.now + timedelta(seconds=JOB_POLL_SECONDS))
         return
     if seen.phase == "Running":
@@ -329,7 +329,7 @@ def _record(tick: _Tick, job: RetrainJobStatus, result: JobResult) -> None:
         tick.result("Rejected", message, job=job.name)
         return
     base = job.replaces_model or tick.spec.model
-    model = ModelSource(name=base.name, version=result.version or candidate_version(base.version, job.n),
+    model = ModelSource(name=base.name, version=result.version or candidate_version(base.version, job.number),
                         uri=result.uri, sha256=result.sha256,
                         format="skops" if result.format == "skops" else "joblib")
     auto = tick.retraining.promotion == "Auto"
@@ -579,7 +579,7 @@ def _trigger(tick: _Tick, fired: _Fired) -> None:
     n = tick.rs.runs.count + 1
     name = job_name(tick.mdep, n)
     parent = tick.status.stable.model if tick.status.stable is not None else None
-    job = RetrainJobStatus(name=name, n=n, started_at=tick.stamp, phase="Pending", trigger=trigger,
+    job = RetrainJobStatus(name=name, number=n, started_at=tick.stamp, phase="Pending", trigger=trigger,
                            parent_sha256=parent.sha256 if parent else None, replaces_model=tick.spec.model)
     runs = RetrainRuns(count=n, runs_today=_runs_today(tick) + 1, day_started_at=format_time(_day_start(tick.now)),
                        last_started_at=tick.stamp)
@@ -596,7 +596,7 @@ def _params(tick: _Tick, job: RetrainJobStatus) -> JobParams:
     base = job.replaces_model or tick.spec.model
     prefix = tick.retraining.job.output.uri.rstrip("/")
     trigger = job.trigger or RetrainTrigger(at=job.started_at, signal="Manual")
-    return JobParams(trigger=trigger, version=candidate_version(base.version, job.n),
+    return JobParams(trigger=trigger, version=candidate_version(base.version, job.number),
                      output_uri=f"{prefix}/{job.name}", parent=parent,
                      current_dataset_sha256=tick.observed.current_dataset_sha256 or tick.rs.stable_dataset_sha256
                      if tick.retraining.guardrails.require_new_data else None)

@@ -68,7 +68,7 @@ def test_never_two_runs_at_once(steps: list[dict[str, object]]) -> None:
         finished = str(s["job"]).startswith(("Succeeded", "Failed"))
         if create is not None and running is not None and not finished:
             # While a run is not seen finished, only the same run (created again after a lost create).
-            assert create.name == running.name and create.n == running.n
+            assert create.name == running.name and create.n == running.number
         if create is not None and running is None:
             count = before.retraining.runs.count if before.retraining else 0
             assert decision.status.retraining.runs.count == count + 1  # type: ignore[union-attr]
