@@ -10,11 +10,11 @@ nothing; a measurement with too few samples is a measurement, and breaks a breac
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from modelops.retraining.result import JobResult
+from modelops.retraining.result import JobResult, ResultError, parse_result
 from modelops.rollout.observed import ANNOTATION_PREFIX, Command
 
 COMMAND_RETRAIN = "retrain"  # value "" asks for a run now; "reset" lifts RetrainBlocked / DriftPersists
@@ -112,3 +112,52 @@ def parse_retrain_commands(annotations: Mapping[str, str]) -> tuple[Command, ...
         if nonce:
             commands.append(Command(name=name, value=value, nonce=nonce))
     return tuple(commands)
+
+
+RETRAIN_CONTAINER = "retrain"  # the container name modelops.resources.jobs gives the Job's pod
+MAX_REASON = 1024
+
+
+def observe_job(name: str, job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> JobObservation:
+    """A JobObservation from the Job object (None: not found) and its pods, as the API returns them.
+
+    Succeeded: the result parsed from the succeeded pod's termination message. Failed: the Job's Failed
+    condition (DeadlineExceeded, BackoffLimitExceeded) and the last failed pod's message, which with
+    FallbackToLogsOnError is the tail of its log when it wrote no result.
+    """
+    if job is None:
+        return JobObservation(name, "Absent")
+    conditions = {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []
+                  if c.get("status") == "True"}
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        message = _terminated_message(pods, succeeded=True)
+        if message is None:
+            return JobObservation(name, "Succeeded", reason="the pod left no termination message")
+        try:
+            return JobObservation(name, "Succeeded", result=parse_result(message))
+        except ResultError as error:
+            return JobObservation(name, "Succeeded", reason=str(error)[:MAX_REASON])
+    if "Failed" in conditions or "FailureTarget" in conditions:
+        condition = conditions.get("Failed") or conditions["FailureTarget"]
+        reason = f"{condition.get('reason', 'Failed')}: {condition.get('message', '')}".strip().rstrip(":")
+        last = _terminated_message(pods, succeeded=False)
+        if last:
+            reason += f"; last pod said: {last.strip()[-600:]}"
+        return JobObservation(name, "Failed", reason=reason[:MAX_REASON])
+    return JobObservation(name, "Running")
+
+
+def _terminated_message(pods: Sequence[Mapping[str, Any]], succeeded: bool) -> str | None:
+    """The termination message of the newest pod that ended the given way."""
+    wanted = "Succeeded" if succeeded else "Failed"
+    chosen = [p for p in pods if (p.get("status") or {}).get("phase") == wanted]
+    chosen.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+    for pod in reversed(chosen):
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") != RETRAIN_CONTAINER:
+                continue
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            message = terminated.get("message")
+            if isinstance(message, str) and message:
+                return message
+    return None

@@ -331,3 +331,29 @@ def test_candidate_version_and_history_source() -> None:
     assert len(candidate_version("v" * 63, 12)) == 63
     entry = HistoryEntry(revision="r", model_version="1", outcome="Promoted", at="t", source="Retrain")
     assert entry.wire()["source"] == "Retrain"
+
+
+def _pod(phase: str, message: str, created: str) -> dict[str, object]:
+    return {"metadata": {"creationTimestamp": created},
+            "status": {"phase": phase, "containerStatuses": [
+                {"name": "retrain", "state": {"terminated": {"exitCode": 0 if phase == "Succeeded" else 2,
+                                                             "message": message}}}]}}
+
+
+def test_the_job_as_the_api_returns_it() -> None:
+    from modelops.retraining.observed import observe_job
+
+    assert observe_job("j", None, []).phase == "Absent"
+    running = {"status": {"active": 1}}
+    assert observe_job("j", running, []).phase == "Running"
+    done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    seen = observe_job("j", done, [_pod("Failed", "boom", "2025-01-01T00:00:00Z"),
+                                   _pod("Succeeded", trained().to_json(), "2025-01-01T00:01:00Z")])
+    assert seen.phase == "Succeeded" and seen.result == trained()
+    garbled = observe_job("j", done, [_pod("Succeeded", "Traceback...", "2025-01-01T00:01:00Z")])
+    assert garbled.result is None and "not JSON" in garbled.reason
+    failed = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "message": "Job has reached the specified backoff limit"}]}}
+    seen = observe_job("j", failed, [_pod("Failed", "modelops retrain-job: dataset gone", "2025-01-01T00:00:00Z")])
+    assert seen.phase == "Failed" and seen.reason.startswith("BackoffLimitExceeded: Job has reached")
+    assert "dataset gone" in seen.reason
