@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-
 from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, TrackStatus
 from modelops.drift.psi import bin_counts, categorical_baseline, numeric_baseline, psi
 from modelops.retraining.evaluator import next_retraining
