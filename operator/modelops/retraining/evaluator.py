@@ -490,7 +490,6 @@ def _schedule_fired(tick: _Tick, schedule: str) -> datetime | None:
     """The newest cron time in (last check, now], or None; the first tick only starts the clock."""
     schedule = CRON_SHORTHANDS.get(schedule, schedule)
     checked = tick.rs.schedule_checked_at
-    tick.update(schedule_checked_at=tick.stamp)
     naive_now = tick.now.replace(tzinfo=None)
     try:
         upcoming = next(CronSim(schedule, naive_now))
@@ -498,11 +497,14 @@ def _schedule_fired(tick: _Tick, schedule: str) -> datetime | None:
         return None  # the CRD's regex let through something cron does not accept; nothing to fire
     tick.wake.append(upcoming.replace(tzinfo=UTC))
     if checked is None:
+        # The clock starts now; afterwards it moves only when a fire is handled, so a quiet tick writes nothing.
+        tick.update(schedule_checked_at=tick.stamp)
         return None
     last = parse_time(checked).replace(tzinfo=None)
     # CronSim iterates strictly after its start; the newest fire <= now is one step back from now+1s.
     previous = next(CronSim(schedule, naive_now + timedelta(seconds=1), reverse=True), None)
     if previous is not None and last < previous <= naive_now:
+        tick.update(schedule_checked_at=tick.stamp)
         return previous.replace(tzinfo=UTC)
     return None
 

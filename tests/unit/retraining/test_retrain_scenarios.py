@@ -357,3 +357,10 @@ def test_the_job_as_the_api_returns_it() -> None:
     seen = observe_job("j", failed, [_pod("Failed", "modelops retrain-job: dataset gone", "2025-01-01T00:00:00Z")])
     assert seen.phase == "Failed" and seen.reason.startswith("BackoffLimitExceeded: Job has reached")
     assert "dataset gone" in seen.reason
+
+
+def test_a_quiet_tick_changes_nothing_in_status() -> None:
+    spec = make_spec(triggers={"drift": {"minSamples": 100}, "schedule": "0 3 * * *"})
+    first = tick(spec, stable_status(), T0, drift_obs=drift(0.01))
+    again = tick(spec, first.status, T0 + timedelta(minutes=1), drift_obs=drift(0.01))
+    assert again.status == first.status and again.actions == ()
