@@ -7,10 +7,10 @@ import json
 import subprocess
 
 import pytest
-
 from modelops.api.models import ModelDeploymentSpec, ModelSource, RetrainTrigger
 from modelops.resources.jobs import retrain_job
 from modelops.retraining.actions import CreateJob, JobParams
+
 from tests.cluster.localcluster import Cluster
 
 pytestmark = pytest.mark.integration
