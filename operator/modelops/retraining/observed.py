@@ -46,6 +46,34 @@ class DriftObservation:
 
 
 @dataclass(frozen=True)
+class PodDrift:
+    """One serving pod's drift gauges as scraped: modelops_drift_window_rows,
+    modelops_feature_drift_psi{feature} and modelops_prediction_drift_psi."""
+
+    rows: int
+    features: Mapping[str, float]
+    prediction: float | None = None
+
+
+def stable_drift(revision: str, window_seconds: float, pods: Sequence[PodDrift], feature_bins: int = 10,
+                 prediction_bins: int = 10) -> DriftObservation | None:
+    """The drift observation of the stable track from its pods' gauges: the pod with the most rows.
+
+    PSIs of separate windows cannot be pooled into the PSI of their union, and the largest window is
+    the least noisy, so one pod speaks for the track (traffic is spread evenly by the Service). Bins are
+    not exported: the trainer's default 10 per feature, and for predictions the class count (pass it).
+    """
+    usable = [p for p in pods if p.rows > 0 and p.features]
+    if not usable:
+        return None
+    pod = max(usable, key=lambda p: p.rows)
+    readings = [DriftReading(name, value, pod.rows, feature_bins) for name, value in sorted(pod.features.items())]
+    if pod.prediction is not None:
+        readings.append(DriftReading(PREDICTION_SERIES, pod.prediction, pod.rows, prediction_bins))
+    return DriftObservation(revision=revision, window_seconds=window_seconds, readings=tuple(readings))
+
+
+@dataclass(frozen=True)
 class QualityReading:
     """Rolling accuracy or MAE from the feedback labels of one revision."""
 

@@ -364,3 +364,14 @@ def test_a_quiet_tick_changes_nothing_in_status() -> None:
     first = tick(spec, stable_status(), T0, drift_obs=drift(0.01))
     again = tick(spec, first.status, T0 + timedelta(minutes=1), drift_obs=drift(0.01))
     assert again.status == first.status and again.actions == ()
+
+
+def test_the_stable_tracks_drift_comes_from_its_largest_window() -> None:
+    from modelops.retraining.observed import PodDrift, stable_drift
+
+    assert stable_drift(STABLE_REV, 600, [PodDrift(0, {})]) is None
+    seen = stable_drift(STABLE_REV, 600, [PodDrift(80, {"a": 0.9}, 0.5), PodDrift(300, {"a": 0.05, "b": 0.02}, 0.01)],
+                        prediction_bins=3)
+    assert seen is not None and seen.revision == STABLE_REV
+    assert [(r.series, r.psi, r.samples, r.bins) for r in seen.readings] == [
+        ("a", 0.05, 300, 10), ("b", 0.02, 300, 10), ("prediction", 0.01, 300, 3)]
