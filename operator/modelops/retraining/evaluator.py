@@ -598,10 +598,10 @@ def _params(tick: _Tick, job: RetrainJobStatus) -> JobParams:
     base = job.replaces_model or tick.spec.model
     prefix = tick.retraining.job.output.uri.rstrip("/")
     trigger = job.trigger or RetrainTrigger(at=job.started_at, signal="Manual")
+    current = tick.observed.current_dataset_sha256 or tick.rs.stable_dataset_sha256
     return JobParams(trigger=trigger, version=candidate_version(base.version, job.number),
                      output_uri=f"{prefix}/{job.name}", parent=parent,
-                     current_dataset_sha256=tick.observed.current_dataset_sha256 or tick.rs.stable_dataset_sha256
-                     if tick.retraining.guardrails.require_new_data else None)
+                     current_dataset_sha256=current if tick.retraining.guardrails.require_new_data else None)
 
 
 # ------------------------------------------------------------------ timing
