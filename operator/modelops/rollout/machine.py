@@ -48,6 +48,7 @@ from modelops.rollout.actions import (
     SetRouting,
     Track,
 )
+from modelops.rollout.legacy import upgrade_status
 from modelops.rollout.observed import (
     COMMAND_ABORT,
     COMMAND_PAUSE,
@@ -60,7 +61,7 @@ from modelops.rollout.observed import (
     Command,
     Observed,
 )
-from modelops.rollout.phase import derive_phase, describe_step, pause_remaining, was_deployed
+from modelops.rollout.phase import derive_phase, describe_step, pause_remaining
 from modelops.rollout.timefmt import as_utc, format_time, parse_time
 from modelops.traffic.router import Router, router_for
 
@@ -167,6 +168,7 @@ def next_state(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed, now: datetime
 ) -> Decision:
     """The status and actions that move this ModelDeployment one tick towards its spec."""
+    status = upgrade_status(status)
     tick = _Tick(
         spec=spec,
         old=status,
@@ -238,7 +240,7 @@ def _deploys_directly(tick: _Tick, target: _Target) -> bool:
         and tick.stable.revision != target.revision
         and tick.total > 0
         and tick.observed.ready(tick.stable.revision) == 0
-        and not was_deployed(tick.old, tick.stable.revision)
+        and tick.stable.deployed_at is None
     )
 
 
@@ -276,7 +278,8 @@ def _steady(tick: _Tick) -> None:
     tick.routing = SetRouting(stable.revision, baking, 0)
     ready = tick.observed.ready(stable.revision)
     if ready >= tick.total:
-        if not was_deployed(_status_so_far(tick), stable.revision):
+        if stable.deployed_at is None:
+            tick.stable = stable.model_copy(update={"deployed_at": tick.now_text})
             tick.record(stable.revision, stable.model_version, stable.model, "Deployed", "all pods ready")
             tick.event(EVENT_DEPLOYED, f"{_name(tick, stable.model_version, stable.revision)} serves on "
                        f"{ready}/{tick.total} pods")
@@ -604,7 +607,9 @@ def _switch(tick: _Tick) -> None:
         else:
             tick.previous = None
             tick.event(EVENT_PROMOTED, f"{name} promoted to stable; {stable.revision} let go")
-    tick.stable = TrackStatus(revision=canary.revision, model_version=canary.model_version, model=canary.model)
+    # The canary is at full strength (checked by `_promote`): it is deployed from this moment.
+    tick.stable = TrackStatus(revision=canary.revision, model_version=canary.model_version, model=canary.model,
+                              deployed_at=tick.now_text)
     tick.canary = None
     _steady(tick)
 
@@ -841,7 +846,7 @@ def _conditions(tick: _Tick, status: ModelDeploymentStatus, phase: str, message:
         "Deploying": cond.REASON_DEPLOYING,
     }.get(phase, cond.REASON_CANARY_PROGRESSING)
     if rolling or not stable_full:
-        unavailable = not rolling and was_deployed(status, stable.revision if stable else None)
+        unavailable = not rolling and stable is not None and stable.deployed_at is not None
         reason = cond.REASON_STABLE_UNAVAILABLE if unavailable else progress_reason
         put(cond.READY, "False", reason, message)
         put(cond.RECONCILING, "True", reason, message)
