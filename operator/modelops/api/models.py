@@ -155,6 +155,15 @@ class Traffic(Model):
 
     router: Literal["ReplicaRatio", "GatewayAPI"] = "ReplicaRatio"
     http_route: HTTPRouteRef | None = None
+    max_surge: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="ReplicaRatio: most canary pods run next to the full-strength stable track (each one is an "
+        "extra pod). A weight w needs about replicas * w / (100 - w) canary pods; above the cap the canary "
+        "carries less than the step's weight and status says so. Default: serving.replicas (pods at most "
+        "double: weights up to 50% are carried as asked). GatewayAPI sets weights exactly and ignores it.",
+    )
 
 
 class Pause(Model):

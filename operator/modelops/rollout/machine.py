@@ -124,6 +124,7 @@ class _Tick:
     requeue: list[float] = field(default_factory=list)
     hold: str | None = None  # why the canary does not move on this tick
     stalled: tuple[str, str] | None = None  # (reason, message) when it cannot move on without help
+    note: str | None = None  # what status should explain besides the phase (e.g. maxSurge binding)
     abort_reason_code: str | None = None
 
     @property
@@ -546,6 +547,10 @@ def _route_canary(tick: _Tick, steps: list[Step]) -> None:
     tick.ensure(stable.revision, plan.stable, "stable", stable.model)
     tick.ensure(canary.revision, plan.canary, "canary", canary.model)
     tick.routing = SetRouting(stable.revision, canary.revision, route_weight)
+    if plan.surge_limited:
+        needs = (f"needs {plan.wanted} canary pods" if plan.wanted is not None
+                 else "cannot be carried while stable keeps full strength (promotion does that)")
+        tick.note = f"weight {weight}% {needs}; capped at maxSurge {plan.max_surge}: carrying {plan.share}%"
 
 
 def _ask_for_next_run(tick: _Tick) -> None:
@@ -889,6 +894,8 @@ def _decide(tick: _Tick) -> Decision:
     phase, message = derive_phase(tick.spec, status, tick.now, tick.hold)
     if tick.stalled is not None and tick.stalled[1] not in message:
         message = f"{message}; {tick.stalled[1]}"
+    if tick.note is not None:
+        message = f"{message}; {tick.note}"
     status = status.model_copy(update={"phase": phase, "message": message[:2048]})
     status = _conditions(tick, status, phase, message)
     # Round-trip through validation so the status we hand back is exactly what the API stores.

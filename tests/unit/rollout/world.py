@@ -124,7 +124,8 @@ class World:
         self.now += timedelta(seconds=seconds)
 
     def roll_out(self, version: str) -> None:
-        self.spec = make_spec(version, **self.spec.rollout.model_dump(by_alias=True, exclude_none=True))
+        spec = make_spec(version, **self.spec.rollout.model_dump(by_alias=True, exclude_none=True))
+        self.spec = spec.model_copy(update={"serving": self.spec.serving})
         self.generation += 1
 
     def reasons(self) -> list[str]:
