@@ -135,6 +135,22 @@ class _Tick:
     def total(self) -> int:
         return self.spec.serving.replicas
 
+    @property
+    def observed_weight(self) -> int:
+        """The share the router carries to this tick's canary.
+
+        The controller measured it for the canary in the status it read (`Observed.weight_revision`);
+        a canary started on this tick carries nothing yet (the weight read belonged to the one just
+        replaced), and saying otherwise would make the status depend on whether the previous tick's
+        actions were carried out.
+        """
+        measured_for = self.observed.weight_revision
+        if measured_for is None and self.old.canary is not None:
+            measured_for = self.old.canary.revision
+        if self.canary is None or measured_for is None or self.canary.revision != measured_for:
+            return 0
+        return min(max(self.observed.observed_weight, 0), 100)
+
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         self.events.append(EmitEvent(EVENT_WARNING if warning else EVENT_NORMAL, reason, message[:1024]))
 
@@ -345,7 +361,7 @@ def _start_canary(tick: _Tick, target: _Target) -> None:
 
 def _start_analysis_clock(tick: _Tick) -> None:
     # Background analysis starts once the canary carries traffic; the first run is an interval later.
-    if not tick.spec.rollout.analysis.metrics or tick.observed.observed_weight <= 0:
+    if not tick.spec.rollout.analysis.metrics or tick.observed_weight <= 0:
         return
     if tick.analysis is None:
         tick.analysis = AnalysisStatus(phase="Running", started_at=tick.now_text)
@@ -440,7 +456,7 @@ def _advance_steps(tick: _Tick) -> None:
         if not _analysis_allows_moving_on(tick, last=canary.step_index == len(steps) - 1):
             break
         tick.event(EVENT_STEP_COMPLETED, f"step {canary.step_index + 1}/{len(steps)} {describe_step(step)} done"
-                   f" (weight {weight}%, observed {tick.observed.observed_weight}%)")
+                   f" (weight {weight}%, observed {tick.observed_weight}%)")
         tick.canary = canary.model_copy(
             update={"step_index": canary.step_index + 1, "step_started_at": tick.now_text,
                     "analysis_step_successes": 0}
@@ -478,8 +494,8 @@ def _step_done(tick: _Tick, step: Step, weight: int) -> bool:
             _report_pod_problem(tick, canary.revision)
             tick.wait(READINESS_POLL_SECONDS)
             return False
-        if tick.router.weighted_route and tick.observed.observed_weight != weight:
-            tick.hold = f"waiting for the route to carry {weight}% (now {tick.observed.observed_weight}%)"
+        if tick.router.weighted_route and tick.observed_weight != weight:
+            tick.hold = f"waiting for the route to carry {weight}% (now {tick.observed_weight}%)"
             tick.wait(READINESS_POLL_SECONDS)
             return False
         return True
@@ -543,7 +559,7 @@ def _route_canary(tick: _Tick, steps: list[Step]) -> None:
     if current is not None and current.set_weight is not None and not _canary_pods_ready(tick, weight):
         route_weight = _weight_at(steps, canary.step_index - 1) if canary.step_index > 0 else 0
     if tick.canary is not None and canary.paused:
-        route_weight = min(route_weight, max(tick.observed.observed_weight, 0))
+        route_weight = min(route_weight, max(tick.observed_weight, 0))
     tick.ensure(stable.revision, plan.stable, "stable", stable.model)
     tick.ensure(canary.revision, plan.canary, "canary", canary.model)
     tick.routing = SetRouting(stable.revision, canary.revision, route_weight)
@@ -579,13 +595,13 @@ def _promote(tick: _Tick) -> None:
     tick.ensure(stable.revision, tick.total, "stable", stable.model)
     tick.ensure(revision, tick.total, "canary", canary.model)
     ready = tick.observed.ready(revision) >= tick.total
-    tick.routing = SetRouting(stable.revision, revision, 100 if ready else tick.observed.observed_weight)
+    tick.routing = SetRouting(stable.revision, revision, 100 if ready else tick.observed_weight)
     if not ready:
         tick.hold = f"waiting for {tick.total} canary pods to be ready"
         _report_pod_problem(tick, revision)
         tick.wait(READINESS_POLL_SECONDS)
         return
-    if tick.router.weighted_route and tick.observed.observed_weight != 100:
+    if tick.router.weighted_route and tick.observed_weight != 100:
         tick.wait(READINESS_POLL_SECONDS)
         return
     _switch(tick)
@@ -797,7 +813,7 @@ def _with_observations(tick: _Tick) -> None:
             update={
                 "replicas": found.replicas if found else 0,
                 "ready_replicas": found.ready_replicas if found else 0,
-                "observed_weight": min(max(observed.observed_weight, 0), 100),
+                "observed_weight": tick.observed_weight,
             }
         )
 
@@ -870,20 +886,33 @@ def _conditions(tick: _Tick, status: ModelDeploymentStatus, phase: str, message:
     return status.model_copy(update={"conditions": conditions})
 
 
+def _tracked(tick: _Tick) -> set[str | None]:
+    """The revisions status keeps a Deployment for: stable, canary, previous. Everything else goes."""
+    return {t.revision for t in (tick.stable, tick.canary, tick.previous) if t is not None}
+
+
 def _orphans(tick: _Tick) -> list[DeleteDeployment]:
-    keep = {t.revision for t in (tick.stable, tick.canary, tick.previous) if t is not None}
+    """Delete every observed Deployment of no track: derived from status alone on every tick, so a
+    deletion lost after the status write (crash, conflict) is done by the next tick."""
+    keep = _tracked(tick)
     return [DeleteDeployment(d.revision) for d in tick.observed.deployments if d.revision not in keep]
 
 
 def _ordered_actions(tick: _Tick) -> tuple[Action, ...]:
-    """Scale-ups, then the routing change, then scale-downs, deletions and events."""
+    """Scale-ups, then the routing change, then scale-downs, deletions and events.
+
+    A revision that left every track during the tick (the old stable at a switch) is not ensured:
+    the decision must be the one a later tick derives from the new status alone.
+    """
 
     def grows(ensure: EnsureDeployment) -> bool:
         found = tick.observed.deployment(ensure.revision)
         return found is None or ensure.replicas >= found.replicas
 
-    ups = [e for e in tick.ensures if grows(e)]
-    downs = [e for e in tick.ensures if not grows(e)]
+    keep = _tracked(tick)
+    ensures = [e for e in tick.ensures if e.revision in keep]
+    ups = [e for e in ensures if grows(e)]
+    downs = [e for e in ensures if not grows(e)]
     routing: list[Action] = [tick.routing] if tick.routing is not None else []
     return (*ups, *routing, *downs, *_orphans(tick), *tick.events)
 

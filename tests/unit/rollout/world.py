@@ -87,6 +87,7 @@ class World:
             desired=DesiredRevision(revision(self.spec.model.version), self.spec.model),
             deployments=deps,
             observed_weight=weight,
+            weight_revision=canary,
             measurement=taken,
             commands=commands,
         )
