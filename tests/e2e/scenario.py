@@ -117,4 +117,5 @@ def deployments(cluster: Cluster, namespace: str, name: str) -> list[dict[str, A
 
 def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     items = get(cluster, namespace, "events", "--field-selector", f"involvedObject.name={name}").get("items", [])
-    return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    # eventTime has microseconds (the operator sets it); lastTimestamp only seconds.
+    return sorted(items, key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or "")

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "modelops.dev"
@@ -155,6 +155,15 @@ class Traffic(Model):
 
     router: Literal["ReplicaRatio", "GatewayAPI"] = "ReplicaRatio"
     http_route: HTTPRouteRef | None = None
+    max_surge: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="ReplicaRatio: most canary pods run next to the full-strength stable track (each one is an "
+        "extra pod). A weight w needs about replicas * w / (100 - w) canary pods; above the cap the canary "
+        "carries less than the step's weight and status says so. Default: serving.replicas (pods at most "
+        "double: weights up to 50% are carried as asked). GatewayAPI sets weights exactly and ignores it.",
+    )
 
 
 class Pause(Model):
@@ -595,7 +604,35 @@ class ModelDeploymentSpec(Model):
 # ---------------------------------------------------------------- status
 
 
-class Condition(Model):
+class StatusModel(Model):
+    """Base for every status model: unknown fields are ignored, not refused.
+
+    Status is written by the operator itself, so a field this version does not know was written by a
+    newer one (an upgrade rolled back, two versions during a rollout of the operator). Refusing it
+    would stall the object for good; ignoring it lets this version carry on with what it knows.
+    Spec models stay strict (`Model`): there an unknown field is a user's typo.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _known_fields_only(model: type[BaseModel]) -> BeforeValidator:
+    """Drop keys `model` does not know before validating: a strict spec model embedded in status."""
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+
+    def drop(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if k in known}
+        return value
+
+    return BeforeValidator(drop)
+
+
+# The model a track runs, as recorded in status (a newer operator may know more ModelSource fields).
+StatusModelSource = Annotated[ModelSource, _known_fields_only(ModelSource)]
+
+
+class Condition(StatusModel):
     type: str = Field(max_length=64)
     status: Literal["True", "False", "Unknown"]
     reason: str = Field(max_length=128)
@@ -604,17 +641,23 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
-class TrackStatus(Model):
+class TrackStatus(StatusModel):
     revision: str | None = Field(default=None, max_length=64)
     model_version: str | None = Field(default=None, max_length=63)
     replicas: int = 0
     ready_replicas: int = 0
-    model: ModelSource | None = Field(
+    model: StatusModelSource | None = Field(
         default=None, description="The model this track runs, to rebuild its Deployment after spec moved on."
+    )
+    deployed_at: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When this revision first served at full strength as stable (deployed or promoted); set "
+        "once. Decisions read this, never the display history.",
     )
 
 
-class CanaryStatus(Model):
+class CanaryStatus(StatusModel):
     revision: str | None = Field(default=None, max_length=64)
     model_version: str | None = Field(default=None, max_length=63)
     weight: int = Field(default=0, ge=0, le=100, description="Desired share of traffic, percent.")
@@ -629,7 +672,7 @@ class CanaryStatus(Model):
     )
     aborted: bool = False
     abort_reason: str | None = Field(default=None, max_length=2048)
-    model: ModelSource | None = Field(default=None, description="The model the canary runs.")
+    model: StatusModelSource | None = Field(default=None, description="The model the canary runs.")
     analysis_step_successes: int = Field(
         default=0, ge=0, description="Successful runs in a row since the current analysis step began."
     )
@@ -638,7 +681,7 @@ class CanaryStatus(Model):
     )
 
 
-class MetricResult(Model):
+class MetricResult(StatusModel):
     name: str = Field(max_length=63)
     value: float | None = None
     stable_value: float | None = None
@@ -649,7 +692,7 @@ class MetricResult(Model):
     measured_at: str = Field(max_length=64)
 
 
-class AnalysisStatus(Model):
+class AnalysisStatus(StatusModel):
     phase: Literal["Pending", "Running", "Successful", "Failed", "Inconclusive"] = "Pending"
     successes: int = 0
     failures: int = 0
@@ -667,7 +710,7 @@ class AnalysisStatus(Model):
     )
 
 
-class HistoryEntry(Model):
+class HistoryEntry(StatusModel):
     revision: str = Field(max_length=64)
     model_version: str = Field(max_length=63)
     outcome: Literal["Promoted", "Aborted", "Superseded", "Rolledback", "Deployed"]
@@ -684,31 +727,25 @@ class HistoryEntry(Model):
 HISTORY_LIMIT = 10
 
 
-class PreviousStatus(Model):
+class PreviousStatus(StatusModel):
     """The revision a promotion replaced, kept until `until` (bake window): an undo is a quick switch."""
 
     revision: str = Field(max_length=64)
     model_version: str | None = Field(default=None, max_length=63)
-    model: ModelSource | None = None
+    model: StatusModelSource | None = None
     until: str = Field(max_length=64)
 
 
-class PinnedRevision(Model):
+class PinnedRevision(StatusModel):
     """An undo pins this revision instead of the spec's, until the spec's revision changes from `replaces`."""
 
     revision: str = Field(max_length=64)
     model_version: str | None = Field(default=None, max_length=63)
-    model: ModelSource | None = None
+    model: StatusModelSource | None = None
     replaces: str = Field(max_length=64, description="The spec revision current when the undo was asked.")
 
 
 # ---------------------------------------------------------------- retraining (status)
-
-
-class StatusModel(Model):
-    """Base of status parts: unknown fields are ignored, so an older operator reads a newer status."""
-
-    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
 RetrainSignal = Literal["Drift", "Quality", "PromQL", "Schedule", "Manual"]
@@ -739,7 +776,7 @@ class RetrainJobStatus(StatusModel):
     phase: Literal["Pending", "Running"] = "Pending"
     trigger: RetrainTrigger | None = None
     parent_sha256: str | None = Field(default=None, max_length=64, description="The model the run should beat.")
-    replaces_model: ModelSource | None = Field(default=None, description="spec.model when the run started.")
+    replaces_model: StatusModelSource | None = Field(default=None, description="spec.model when the run started.")
 
 
 class GateResult(StatusModel):
@@ -754,12 +791,12 @@ class RetrainCandidate(StatusModel):
     """A retrained model waiting to go out (or going out): it lapses when spec.model moves on from
     `replacesModel`, like the undo pin with `replaces`."""
 
-    model: ModelSource
+    model: StatusModelSource
     sha256: str = Field(max_length=64)
     dataset_sha256: str | None = Field(default=None, max_length=64)
     rows: int | None = None
     job: str = Field(max_length=253)
-    replaces_model: ModelSource
+    replaces_model: StatusModelSource
     replaces_revision: str | None = Field(default=None, max_length=64)
     replaces_generation: int | None = None
     gate: GateResult | None = None
@@ -809,11 +846,7 @@ class RetrainingStatus(StatusModel):
     drift_persists: bool = False
 
 
-class ModelDeploymentStatus(Model):
-    model_config = ConfigDict(
-        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
-    )
-
+class ModelDeploymentStatus(StatusModel):
     observed_generation: int | None = None
     phase: str | None = Field(default=None, max_length=32)
     message: str | None = Field(default=None, max_length=2048)

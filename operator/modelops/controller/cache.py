@@ -12,9 +12,11 @@ from typing import Any
 
 from modelops.controller.informer import Obj, Store
 from modelops.resources.builders import TEMPLATE_HASH
+from modelops.resources.jobs import LABEL_RUN
 from modelops.resources.naming import LABEL_INSTANCE, LABEL_REVISION
 
 OWNER_INDEX = "owner"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INSTANCE_INDEX = "instance"
 
 
@@ -71,9 +73,15 @@ def slim_service(obj: Obj) -> Obj:
 def slim_pod(obj: Obj) -> Obj:
     st = obj.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+    status: dict[str, Any] = {"podIP": st.get("podIP"), "phase": st.get("phase"), "ready": ready,
+                              "problem": pod_problem(st)}
+    if LABEL_RUN in ((obj.get("metadata") or {}).get("labels") or {}):
+        # A retraining run reports its result through its termination message: keep that.
+        status["containerStatuses"] = [
+            {"name": cs.get("name"), "state": {"terminated": (cs.get("state") or {}).get("terminated")}}
+            for cs in st.get("containerStatuses") or [] if (cs.get("state") or {}).get("terminated")]
     return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _slim_meta(obj),
-            "status": {"podIP": st.get("podIP"), "phase": st.get("phase"), "ready": ready,
-                       "problem": pod_problem(st)}}
+            "status": status}
 
 
 def slim_job(obj: Obj) -> Obj:
@@ -118,6 +126,18 @@ class Cache:
     def owned_deployments(self, uid: str) -> list[Obj]:
         return [d for d in self.deployments.by_index(OWNER_INDEX, uid)
                 if not (d.get("metadata") or {}).get("deletionTimestamp")]
+
+    def job_pods(self, namespace: str, job: str) -> list[Obj]:
+        """The pods of one of our Jobs (as slim dicts, termination messages kept)."""
+        out = []
+        for pod in self._pods_in(namespace):
+            labels = pod["metadata"].get("labels") or {}
+            if labels.get(JOB_NAME_LABEL) == job or labels.get("job-name") == job:
+                out.append(pod)
+        return out
+
+    def _pods_in(self, namespace: str) -> list[Obj]:
+        return [p for (ns, _), p in self.pods.objects.items() if ns == namespace]
 
     def pods_of(self, namespace: str, name: str, revisions: set[str]) -> list[PodView]:
         """The live pods of our own Deployments' revisions (a namesake's pods carry other revisions)."""

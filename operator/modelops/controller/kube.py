@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -192,6 +193,23 @@ class Kube:
                 raise Conflict(f"HTTPRoute {meta['namespace']}/{meta['name']}: {error.reason}") from error
             raise
 
+    def create_job(self, body: dict[str, Any]) -> None:
+        """Create a retraining Job; one that exists already under its deterministic name is adopted."""
+        try:
+            self._counted("create", self.batch.create_namespaced_job, body["metadata"]["namespace"], body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+    def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        try:
+            self._counted("delete", self.batch.delete_namespaced_job, name, namespace,
+                          body=client.V1DeleteOptions(propagation_policy="Background",
+                                                      preconditions=client.V1Preconditions(uid=uid)))
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+
     def create_lease(self, body: dict[str, Any]) -> bool:
         try:
             self._counted("create", self.coordination.create_namespaced_lease, body["metadata"]["namespace"], body)
@@ -221,10 +239,11 @@ class Kube:
             involved_object=client.V1ObjectReference(
                 api_version=obj["apiVersion"], kind=obj["kind"], name=meta["name"],
                 namespace=meta["namespace"], uid=meta["uid"], resource_version=meta.get("resourceVersion")),
-            reason=reason[:128], message=message[:1024], type=type_,
-            first_timestamp=now, last_timestamp=now, count=1,
+            reason=reason[:128], message=message[:1024], type=type_, action=reason[:128],
+            # eventTime has microseconds, so Events of one second keep the order they were made in.
+            event_time=now, first_timestamp=now, last_timestamp=now, count=1,
             source=client.V1EventSource(component="modelops"),
-            reporting_component="modelops.dev/operator", reporting_instance="modelops",
+            reporting_component="modelops.dev/operator", reporting_instance=socket.gethostname()[:128],
         )
         try:
             created = self._counted("create", self.core.create_namespaced_event, meta["namespace"], event)

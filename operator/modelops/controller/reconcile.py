@@ -37,6 +37,7 @@ from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
 from modelops.controller.kube import Kube, error_reason
 from modelops.controller.metrics import OperatorMetrics
+from modelops.controller.retraining import RetrainingShell
 from modelops.controller.status import (
     REASON_NAME_TAKEN,
     REASON_ROUTE_NOT_FOUND,
@@ -48,6 +49,8 @@ from modelops.controller.status import (
 )
 from modelops.resources import builders
 from modelops.resources.naming import LABEL_REVISION, deployment_name, revision_of
+from modelops.retraining.actions import RetrainDecision
+from modelops.retraining.evaluator import desired_model, next_retraining
 from modelops.rollout import machine
 from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent, EnsureDeployment, SetRouting
 from modelops.rollout.machine import analysis_due, next_state
@@ -103,6 +106,7 @@ class Reconciler:
         self._warnings: dict[Key, _Warning] = {}  # aggregated Warning Event of the current error
         self._written: dict[Key, str] = {}  # resourceVersion of our own last status write
         self._session: aiohttp.ClientSession | None = None
+        self.retraining = RetrainingShell(kube, cache)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -126,6 +130,7 @@ class Reconciler:
         self.errors.pop(key, None)
         self._warnings.pop(key, None)
         self._written.pop(key, None)
+        self.retraining.forget(key)
         self.metrics.forget_object(*key)
 
     # ------------------------------------------------------------ the reconcile
@@ -153,9 +158,14 @@ class Reconciler:
         pods = self.cache.pods_of(namespace, name, revisions)
         observations = tuple(_observe_deployment(d, pods) for d in deployments if _revision(d))
         route = self._route(spec, namespace)
+        # A retrained candidate goes out through spec.rollout like any new version, without writing spec.
+        model, _source = desired_model(spec, status)
+        spec_revision = revision_of(namespace, name, spec)
+        desired_revision = spec_revision if model == spec.model else revision_of(
+            namespace, name, spec.model_copy(update={"model": model}))
         observed = Observed(
             generation=generation,
-            desired=DesiredRevision(revision=revision_of(namespace, name, spec), model=spec.model),
+            desired=DesiredRevision(revision=desired_revision, model=model),
             deployments=observations,
             observed_weight=_observed_weight(spec, status, observations, route, name),
             measurement=await self._measure(spec, status, namespace, name, pods, now),
@@ -163,14 +173,24 @@ class Reconciler:
         )
         decision = next_state(spec, status, observed, now)
         new_status = decision.status
+        retrain: RetrainDecision | None = None
+        if spec.retraining is not None or status.retraining is not None:
+            seen = await self.retraining.observe(obj, spec, new_status, pods, self.session(), spec_revision)
+            retrain = next_retraining(spec, new_status, seen, now, name)
+            new_status = retrain.status
         problem = self.errors.get(key)
         if problem is not None:
             new_status = with_error(new_status, problem.reason, problem.message, now, generation)
         # Status first: a conflict here (someone changed the object) stops us before any action.
         obj = await self._write_status(obj, new_status)
         self._record(decision, new_status, key)
+        self._record_retraining(status, new_status)
         try:
             await self._carry_out(obj, spec, decision, deployments, route)
+            if retrain is not None:
+                await self.retraining.carry_out(obj, spec, retrain)
+                for event in retrain.events:
+                    await self._post(obj, event)
         except Exception as error:
             await self._report(key, obj, new_status, error, now, generation)
             raise
@@ -180,7 +200,14 @@ class Reconciler:
             self._warnings.pop(key, None)
             return 0.0
         log.info("reconciled %s/%s: %s", namespace, name, new_status.message or "")
-        return decision.requeue_after
+        waits = [w for w in (decision.requeue_after, retrain.requeue_after if retrain else None) if w is not None]
+        return min(waits) if waits else None
+
+    def _record_retraining(self, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:
+        before = old.retraining.last_result if old.retraining is not None else None
+        after = new.retraining.last_result if new.retraining is not None else None
+        if after is not None and after != before:
+            self.metrics.retraining_runs.labels(outcome=after.outcome).inc()
 
     def _route(self, spec: ModelDeploymentSpec, namespace: str) -> dict[str, Any] | None:
         ref = spec.rollout.traffic.http_route

@@ -1,7 +1,10 @@
 """The canary state machine: pure functions from observations, spec and time to the next status and actions.
 
-The controller's whole contract with this package: build an `Observed`, call `next_state`, carry out
-`Decision.actions` in order, write `Decision.status`, tick again after `Decision.requeue_after`.
+The controller's whole contract with this package: build an `Observed`, call `next_state`, write
+`Decision.status` (with the resourceVersion read), then carry out `Decision.actions` in order, and
+tick again after `Decision.requeue_after`. Every ensure/delete/route action follows from the new
+status and the cluster alone, so actions lost between the write and the acting are issued again by
+the next tick; Events are emitted only by the tick that makes the transition (never twice).
 """
 
 from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent, EnsureDeployment, SetRouting

@@ -1,9 +1,12 @@
 """What the state machine decided: the new status and the actions the controller carries out.
 
-Actions are desired state, safe to apply again on every tick (ensure, delete, route); events are
-emitted only on the tick that makes a transition, so a repeated tick emits none. The controller
-applies `Decision.actions` in order: scale-ups come before the routing change and scale-downs after
-it, so traffic never points at pods that are not there.
+Actions are desired state, safe to apply again on every tick (ensure, delete, route), and derived
+from the decided status plus what was observed, so a tick that sees that status after its actions
+were lost issues them again; events are emitted only on the tick that makes a transition, so a
+repeated tick emits none. The controller writes status first, then applies `Decision.actions` in
+order: scale-ups come before the routing change and scale-downs after it, so traffic never points
+at pods that are not there. Events are in the order of the transitions they announce; post them in
+tuple order.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from modelops.rollout.actions import (
     SetRouting,
     Track,
 )
+from modelops.rollout.legacy import upgrade_status
 from modelops.rollout.observed import (
     COMMAND_ABORT,
     COMMAND_PAUSE,
@@ -60,7 +61,7 @@ from modelops.rollout.observed import (
     Command,
     Observed,
 )
-from modelops.rollout.phase import derive_phase, describe_step, pause_remaining, was_deployed
+from modelops.rollout.phase import derive_phase, describe_step, pause_remaining
 from modelops.rollout.timefmt import as_utc, format_time, parse_time
 from modelops.traffic.router import Router, router_for
 
@@ -123,6 +124,7 @@ class _Tick:
     requeue: list[float] = field(default_factory=list)
     hold: str | None = None  # why the canary does not move on this tick
     stalled: tuple[str, str] | None = None  # (reason, message) when it cannot move on without help
+    note: str | None = None  # what status should explain besides the phase (e.g. maxSurge binding)
     abort_reason_code: str | None = None
 
     @property
@@ -132,6 +134,22 @@ class _Tick:
     @property
     def total(self) -> int:
         return self.spec.serving.replicas
+
+    @property
+    def observed_weight(self) -> int:
+        """The share the router carries to this tick's canary.
+
+        The controller measured it for the canary in the status it read (`Observed.weight_revision`);
+        a canary started on this tick carries nothing yet (the weight read belonged to the one just
+        replaced), and saying otherwise would make the status depend on whether the previous tick's
+        actions were carried out.
+        """
+        measured_for = self.observed.weight_revision
+        if measured_for is None and self.old.canary is not None:
+            measured_for = self.old.canary.revision
+        if self.canary is None or measured_for is None or self.canary.revision != measured_for:
+            return 0
+        return min(max(self.observed.observed_weight, 0), 100)
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         self.events.append(EmitEvent(EVENT_WARNING if warning else EVENT_NORMAL, reason, message[:1024]))
@@ -167,6 +185,7 @@ def next_state(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed, now: datetime
 ) -> Decision:
     """The status and actions that move this ModelDeployment one tick towards its spec."""
+    status = upgrade_status(status)
     tick = _Tick(
         spec=spec,
         old=status,
@@ -238,7 +257,7 @@ def _deploys_directly(tick: _Tick, target: _Target) -> bool:
         and tick.stable.revision != target.revision
         and tick.total > 0
         and tick.observed.ready(tick.stable.revision) == 0
-        and not was_deployed(tick.old, tick.stable.revision)
+        and tick.stable.deployed_at is None
     )
 
 
@@ -276,7 +295,8 @@ def _steady(tick: _Tick) -> None:
     tick.routing = SetRouting(stable.revision, baking, 0)
     ready = tick.observed.ready(stable.revision)
     if ready >= tick.total:
-        if not was_deployed(_status_so_far(tick), stable.revision):
+        if stable.deployed_at is None:
+            tick.stable = stable.model_copy(update={"deployed_at": tick.now_text})
             tick.record(stable.revision, stable.model_version, stable.model, "Deployed", "all pods ready")
             tick.event(EVENT_DEPLOYED, f"{_name(tick, stable.model_version, stable.revision)} serves on "
                        f"{ready}/{tick.total} pods")
@@ -341,7 +361,7 @@ def _start_canary(tick: _Tick, target: _Target) -> None:
 
 def _start_analysis_clock(tick: _Tick) -> None:
     # Background analysis starts once the canary carries traffic; the first run is an interval later.
-    if not tick.spec.rollout.analysis.metrics or tick.observed.observed_weight <= 0:
+    if not tick.spec.rollout.analysis.metrics or tick.observed_weight <= 0:
         return
     if tick.analysis is None:
         tick.analysis = AnalysisStatus(phase="Running", started_at=tick.now_text)
@@ -436,7 +456,7 @@ def _advance_steps(tick: _Tick) -> None:
         if not _analysis_allows_moving_on(tick, last=canary.step_index == len(steps) - 1):
             break
         tick.event(EVENT_STEP_COMPLETED, f"step {canary.step_index + 1}/{len(steps)} {describe_step(step)} done"
-                   f" (weight {weight}%, observed {tick.observed.observed_weight}%)")
+                   f" (weight {weight}%, observed {tick.observed_weight}%)")
         tick.canary = canary.model_copy(
             update={"step_index": canary.step_index + 1, "step_started_at": tick.now_text,
                     "analysis_step_successes": 0}
@@ -474,8 +494,8 @@ def _step_done(tick: _Tick, step: Step, weight: int) -> bool:
             _report_pod_problem(tick, canary.revision)
             tick.wait(READINESS_POLL_SECONDS)
             return False
-        if tick.router.weighted_route and tick.observed.observed_weight != weight:
-            tick.hold = f"waiting for the route to carry {weight}% (now {tick.observed.observed_weight}%)"
+        if tick.router.weighted_route and tick.observed_weight != weight:
+            tick.hold = f"waiting for the route to carry {weight}% (now {tick.observed_weight}%)"
             tick.wait(READINESS_POLL_SECONDS)
             return False
         return True
@@ -539,10 +559,14 @@ def _route_canary(tick: _Tick, steps: list[Step]) -> None:
     if current is not None and current.set_weight is not None and not _canary_pods_ready(tick, weight):
         route_weight = _weight_at(steps, canary.step_index - 1) if canary.step_index > 0 else 0
     if tick.canary is not None and canary.paused:
-        route_weight = min(route_weight, max(tick.observed.observed_weight, 0))
+        route_weight = min(route_weight, max(tick.observed_weight, 0))
     tick.ensure(stable.revision, plan.stable, "stable", stable.model)
     tick.ensure(canary.revision, plan.canary, "canary", canary.model)
     tick.routing = SetRouting(stable.revision, canary.revision, route_weight)
+    if plan.surge_limited:
+        needs = (f"needs {plan.wanted} canary pods" if plan.wanted is not None
+                 else "cannot be carried while stable keeps full strength (promotion does that)")
+        tick.note = f"weight {weight}% {needs}; capped at maxSurge {plan.max_surge}: carrying {plan.share}%"
 
 
 def _ask_for_next_run(tick: _Tick) -> None:
@@ -571,13 +595,13 @@ def _promote(tick: _Tick) -> None:
     tick.ensure(stable.revision, tick.total, "stable", stable.model)
     tick.ensure(revision, tick.total, "canary", canary.model)
     ready = tick.observed.ready(revision) >= tick.total
-    tick.routing = SetRouting(stable.revision, revision, 100 if ready else tick.observed.observed_weight)
+    tick.routing = SetRouting(stable.revision, revision, 100 if ready else tick.observed_weight)
     if not ready:
         tick.hold = f"waiting for {tick.total} canary pods to be ready"
         _report_pod_problem(tick, revision)
         tick.wait(READINESS_POLL_SECONDS)
         return
-    if tick.router.weighted_route and tick.observed.observed_weight != 100:
+    if tick.router.weighted_route and tick.observed_weight != 100:
         tick.wait(READINESS_POLL_SECONDS)
         return
     _switch(tick)
@@ -604,7 +628,9 @@ def _switch(tick: _Tick) -> None:
         else:
             tick.previous = None
             tick.event(EVENT_PROMOTED, f"{name} promoted to stable; {stable.revision} let go")
-    tick.stable = TrackStatus(revision=canary.revision, model_version=canary.model_version, model=canary.model)
+    # The canary is at full strength (checked by `_promote`): it is deployed from this moment.
+    tick.stable = TrackStatus(revision=canary.revision, model_version=canary.model_version, model=canary.model,
+                              deployed_at=tick.now_text)
     tick.canary = None
     _steady(tick)
 
@@ -787,7 +813,7 @@ def _with_observations(tick: _Tick) -> None:
             update={
                 "replicas": found.replicas if found else 0,
                 "ready_replicas": found.ready_replicas if found else 0,
-                "observed_weight": min(max(observed.observed_weight, 0), 100),
+                "observed_weight": tick.observed_weight,
             }
         )
 
@@ -841,7 +867,7 @@ def _conditions(tick: _Tick, status: ModelDeploymentStatus, phase: str, message:
         "Deploying": cond.REASON_DEPLOYING,
     }.get(phase, cond.REASON_CANARY_PROGRESSING)
     if rolling or not stable_full:
-        unavailable = not rolling and was_deployed(status, stable.revision if stable else None)
+        unavailable = not rolling and stable is not None and stable.deployed_at is not None
         reason = cond.REASON_STABLE_UNAVAILABLE if unavailable else progress_reason
         put(cond.READY, "False", reason, message)
         put(cond.RECONCILING, "True", reason, message)
@@ -860,20 +886,33 @@ def _conditions(tick: _Tick, status: ModelDeploymentStatus, phase: str, message:
     return status.model_copy(update={"conditions": conditions})
 
 
+def _tracked(tick: _Tick) -> set[str | None]:
+    """The revisions status keeps a Deployment for: stable, canary, previous. Everything else goes."""
+    return {t.revision for t in (tick.stable, tick.canary, tick.previous) if t is not None}
+
+
 def _orphans(tick: _Tick) -> list[DeleteDeployment]:
-    keep = {t.revision for t in (tick.stable, tick.canary, tick.previous) if t is not None}
+    """Delete every observed Deployment of no track: derived from status alone on every tick, so a
+    deletion lost after the status write (crash, conflict) is done by the next tick."""
+    keep = _tracked(tick)
     return [DeleteDeployment(d.revision) for d in tick.observed.deployments if d.revision not in keep]
 
 
 def _ordered_actions(tick: _Tick) -> tuple[Action, ...]:
-    """Scale-ups, then the routing change, then scale-downs, deletions and events."""
+    """Scale-ups, then the routing change, then scale-downs, deletions and events.
+
+    A revision that left every track during the tick (the old stable at a switch) is not ensured:
+    the decision must be the one a later tick derives from the new status alone.
+    """
 
     def grows(ensure: EnsureDeployment) -> bool:
         found = tick.observed.deployment(ensure.revision)
         return found is None or ensure.replicas >= found.replicas
 
-    ups = [e for e in tick.ensures if grows(e)]
-    downs = [e for e in tick.ensures if not grows(e)]
+    keep = _tracked(tick)
+    ensures = [e for e in tick.ensures if e.revision in keep]
+    ups = [e for e in ensures if grows(e)]
+    downs = [e for e in ensures if not grows(e)]
     routing: list[Action] = [tick.routing] if tick.routing is not None else []
     return (*ups, *routing, *downs, *_orphans(tick), *tick.events)
 
@@ -884,6 +923,8 @@ def _decide(tick: _Tick) -> Decision:
     phase, message = derive_phase(tick.spec, status, tick.now, tick.hold)
     if tick.stalled is not None and tick.stalled[1] not in message:
         message = f"{message}; {tick.stalled[1]}"
+    if tick.note is not None:
+        message = f"{message}; {tick.note}"
     status = status.model_copy(update={"phase": phase, "message": message[:2048]})
     status = _conditions(tick, status, phase, message)
     # Round-trip through validation so the status we hand back is exactly what the API stores.

@@ -70,6 +70,8 @@ class Observed:
     desired: DesiredRevision
     deployments: tuple[DeploymentObservation, ...] = ()  # every Deployment of this mdep, any revision
     observed_weight: int = 0  # percent the router carries to the canary now (traffic.router)
+    # The canary revision `observed_weight` was measured for; None: the canary of the status read.
+    weight_revision: str | None = None
     measurement: Measurement | None = None
     commands: tuple[Command, ...] = ()
 

@@ -23,16 +23,9 @@ ABORTED = "Aborted"
 PHASES = (DEPLOYING, HEALTHY, DEGRADED, PROGRESSING, PAUSED, ANALYSING, INCONCLUSIVE, PROMOTING,
           ROLLING_BACK, ABORTED)
 
+# History outcomes after which a revision served at full strength (for display and `undo`; decisions
+# read `status.stable.deployedAt`).
 DEPLOYED_OUTCOMES = ("Deployed", "Promoted")
-
-
-def was_deployed(status: ModelDeploymentStatus, revision: str | None) -> bool:
-    """Whether `revision` once served at full strength (its latest history entry says so)."""
-    for entry in reversed(status.history):
-        if entry.revision == revision:
-            return entry.outcome in DEPLOYED_OUTCOMES
-    return False
-
 
 def describe_step(step: Step) -> str:
     if step.set_weight is not None:
@@ -64,7 +57,7 @@ def derive_phase(
     stable_name = f"{spec.model.name} v{stable.model_version} ({stable.revision})"
     if canary is None or canary.revision is None:
         if stable.ready_replicas < total:
-            if was_deployed(status, stable.revision):
+            if stable.deployed_at is not None:
                 return DEGRADED, f"{stable_name}: only {stable.ready_replicas}/{total} pods ready"
             return DEPLOYING, f"deploying {stable_name}: {stable.ready_replicas}/{total} pods ready"
         message = f"{stable_name} serving on {stable.ready_replicas}/{total} pods"

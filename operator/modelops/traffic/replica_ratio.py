@@ -1,42 +1,94 @@
 """ReplicaRatio router: the canary weight as a share of ready pods behind one Service (no mesh needed).
 
-Called by the rollout state machine (to size the canary) and by the controller (to read the weight
-the router observably carries). Choice: the stable track keeps full strength for the whole canary,
-and the canary gets `ceil(total * weight / 100)` pods (at least one while weight > 0). So an abort is
-a weight of 0 at once (scale the canary to 0; stable capacity never dipped), at the price of a coarse
-share: the canary carries `canary / (canary + total)` of requests, e.g. 1 of 4 pods (25%) at
-setWeight 10 with 3 replicas. The observed share, not the step's weight, is what status reports.
+Called by the rollout state machine (through `traffic.router`) to size the canary, and by the
+controller to read the weight the router observably carries. Choice: the stable track keeps full
+strength for the whole canary, so an abort is a weight of 0 at once (scale the canary to 0; stable
+capacity never dipped). The canary share is then `canary / (canary + stable)`, so a weight `w` needs
+`canary ~ stable * w / (100 - w)` pods: the canary gets the pod count whose share is the closest to
+`w` that whole pods allow (at least one pod while `w > 0`, or it would never see a request).
+
+Every canary pod is an extra pod, so their number is capped by `spec.rollout.traffic.maxSurge`
+(default: as many as `spec.serving.replicas`, i.e. weights up to 50% are carried as asked and the
+pods at most double). When the cap binds the canary carries less than the step's weight; status says
+so (`ReplicaPlan.surge_limited`). The observed share is what status reports as `observedWeight`,
+computed by `share_percent` both here (from ready pods) and in the plan (what the machine expects).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 
 @dataclass(frozen=True)
 class ReplicaPlan:
-    """How many pods each track should run for a weight."""
+    """How many pods each track should run for a weight, and the share that carries."""
 
     stable: int
     canary: int
+    share: int  # percent of requests the canary carries once these pods are ready
+    wanted: int | None = None  # canary pods the weight needs without the cap (None: no count suffices)
+    max_surge: int | None = None  # the cap on canary pods that applied
+
+    @property
+    def surge_limited(self) -> bool:
+        """Whether maxSurge kept the canary below the pods its weight needs."""
+        return self.max_surge is not None and (self.wanted is None or self.wanted > self.canary)
 
 
-def canary_replicas(total: int, weight: int) -> int:
-    """Canary pods for `weight` percent of `total`: rounded up, at least 1 while weight > 0."""
-    if weight <= 0 or total <= 0:
+def share_percent(stable: int, canary: int) -> int:
+    """The percent of requests `canary` of `stable + canary` equal pods carry, rounded to the nearest.
+
+    Kept within 1..99 while both tracks have pods, so a canary is never shown at 0% or 100% while it
+    shares the Service with stable pods.
+    """
+    stable, canary = max(stable, 0), max(canary, 0)
+    if canary == 0:
         return 0
-    return max(1, math.ceil(total * min(weight, 100) / 100))
+    if stable == 0:
+        return 100
+    nearest = int(Fraction(100 * canary, stable + canary) + Fraction(1, 2))
+    return min(max(nearest, 1), 99)
 
 
-def replica_plan(total: int, weight: int) -> ReplicaPlan:
-    """Stable at full strength, canary sized for the weight (see the module docstring)."""
-    return ReplicaPlan(stable=max(total, 0), canary=canary_replicas(total, weight))
+def closest_canary(stable: int, weight: int) -> int | None:
+    """The canary pod count (>= 1) whose share next to `stable` pods is closest to `weight` percent.
+
+    Ties go to the smaller count. 0 when there is nothing to share (weight <= 0); None when no
+    count is close enough because the weight needs the stable track gone (weight >= 100).
+    """
+    if weight <= 0:
+        return 0
+    if stable <= 0:
+        return 1  # alone behind the Service: one pod carries everything
+    if weight >= 100:
+        return None
+    ideal = Fraction(stable * weight, 100 - weight)
+    candidates = {max(1, int(ideal)), max(1, int(ideal) + 1)}
+    target = Fraction(weight, 100)
+
+    def error(canary: int) -> tuple[Fraction, int]:
+        return abs(Fraction(canary, canary + stable) - target), canary
+
+    return min(candidates, key=error)
+
+
+def replica_plan(total: int, weight: int, max_surge: int | None = None) -> ReplicaPlan:
+    """Stable at full strength, canary sized for the weight and capped at `max_surge` extra pods.
+
+    `max_surge` None means `total` (the pods at most double).
+    """
+    stable = max(total, 0)
+    cap = stable if max_surge is None else max(max_surge, 0)
+    wanted = closest_canary(stable, weight)
+    if weight <= 0 or stable == 0:
+        return ReplicaPlan(stable=stable, canary=0, share=0, wanted=0)  # nothing to share (or scaled to 0)
+    canary = cap if wanted is None else min(wanted, cap)
+    limited = wanted is None or wanted > cap
+    return ReplicaPlan(stable=stable, canary=canary, share=share_percent(stable, canary), wanted=wanted,
+                       max_surge=cap if limited else None)
 
 
 def observed_weight(ready_stable: int, ready_canary: int) -> int:
-    """The percent of ready pods that run the canary (rounded down, so never overstated at 100)."""
-    ready = max(ready_stable, 0) + max(ready_canary, 0)
-    if ready == 0:
-        return 0
-    return (100 * max(ready_canary, 0)) // ready
+    """The percent of requests the ready pods send to the canary now (`share_percent` of ready pods)."""
+    return share_percent(ready_stable, ready_canary)

@@ -7,6 +7,7 @@ weight it observably carries now (`observed_weight`, from ready pods and, for Ga
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,14 +39,16 @@ class Router(Protocol):
     def observed_weight(self, mdep: str, view: TrafficView) -> int: ...
 
 
+@dataclass(frozen=True)
 class ReplicaRatioRouter:
     """Weight = share of ready pods behind the one Service."""
 
+    max_surge: int | None = None  # spec.rollout.traffic.maxSurge
     name = REPLICA_RATIO
     weighted_route = False
 
     def plan(self, total: int, weight: int) -> ReplicaPlan:
-        return replica_ratio.replica_plan(total, weight)
+        return replica_ratio.replica_plan(total, weight, self.max_surge)
 
     def observed_weight(self, mdep: str, view: TrafficView) -> int:
         return replica_ratio.observed_weight(view.ready_stable, view.ready_canary)
@@ -58,8 +61,11 @@ class GatewayAPIRouter:
     weighted_route = True
 
     def plan(self, total: int, weight: int) -> ReplicaPlan:
-        # The canary still needs the capacity for its share; sized like ReplicaRatio.
-        return replica_ratio.replica_plan(total, weight)
+        # The route sets the share exactly; the canary needs the capacity for it at the same load per
+        # pod as stable: ceil(total * weight), at least one pod while weight > 0. Never more than total.
+        stable = max(total, 0)
+        canary = 0 if weight <= 0 or stable == 0 else max(1, math.ceil(stable * min(weight, 100) / 100))
+        return ReplicaPlan(stable=stable, canary=canary, share=min(max(weight, 0), 100), wanted=canary)
 
     def observed_weight(self, mdep: str, view: TrafficView) -> int:
         if view.ready_canary <= 0 or view.route is None:
@@ -71,4 +77,4 @@ def router_for(traffic: Traffic) -> Router:
     """The router named by spec.rollout.traffic."""
     if traffic.router == GATEWAY_API:
         return GatewayAPIRouter()
-    return ReplicaRatioRouter()
+    return ReplicaRatioRouter(max_surge=traffic.max_surge)

@@ -87,6 +87,7 @@ class World:
             desired=DesiredRevision(revision(self.spec.model.version), self.spec.model),
             deployments=deps,
             observed_weight=weight,
+            weight_revision=canary,
             measurement=taken,
             commands=commands,
         )
@@ -124,7 +125,8 @@ class World:
         self.now += timedelta(seconds=seconds)
 
     def roll_out(self, version: str) -> None:
-        self.spec = make_spec(version, **self.spec.rollout.model_dump(by_alias=True, exclude_none=True))
+        spec = make_spec(version, **self.spec.rollout.model_dump(by_alias=True, exclude_none=True))
+        self.spec = spec.model_copy(update={"serving": self.spec.serving})
         self.generation += 1
 
     def reasons(self) -> list[str]:
