@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from modelops.api.models import ModelDeploymentSpec, ResourceList
+from modelops.api.models import ModelDeploymentSpec, ResourceList, parse_duration
 from modelops.resources.naming import (
     LABEL_COMPONENT,
     LABEL_MODEL,
@@ -75,7 +75,15 @@ def serve_args(spec: ModelDeploymentSpec, revision: str) -> list[str]:
             "--max-latency-ms", f"{s.batching.max_latency_ms:g}"]
     if spec.model.sha256:
         args += ["--sha256", spec.model.sha256]
+    args += ["--drift-window", f"{drift_window_seconds(spec):g}"]
     return args
+
+
+def drift_window_seconds(spec: ModelDeploymentSpec) -> float:
+    """The servers' PSI window: the retraining drift trigger's window when set, else monitoring's."""
+    drift = spec.retraining.triggers.drift if spec.retraining is not None else None
+    window = drift.window if drift is not None else spec.monitoring.drift.window
+    return parse_duration(window).total_seconds()
 
 
 def template_hash(template: dict[str, Any]) -> str:
