@@ -143,6 +143,11 @@ def retrain_job(mdep: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         "containers": [container],
         "volumes": volumes,
     }
+    # Runs land where the model is served unless told otherwise (same node pool, same taints).
+    if spec.serving.node_selector:
+        pod["nodeSelector"] = dict(spec.serving.node_selector)
+    if spec.serving.tolerations:
+        pod["tolerations"] = [t.wire() for t in spec.serving.tolerations]
     if job.service_account_name:
         pod["serviceAccountName"] = job.service_account_name
     else:
