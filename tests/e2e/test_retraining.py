@@ -1,0 +1,165 @@
+"""End-to-end retraining on the real control plane: real servers export drift, the operator
+triggers a Job whose pod really runs `modelops retrain-job` (the kubelet stand-in honours its
+termination message), the gate scores the candidate on a frozen holdout, and the candidate goes out
+through the canary steps, all without writing spec.
+
+Timings are compressed (a 20 s drift window, a 2 s forDuration); each scenario waits on observable
+state, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sklearn.datasets import load_iris
+
+from tests.cluster.localcluster import Cluster
+from tests.cluster.netkubelet import NetKubelet
+from tests.cluster.traffic import LoadGenerator
+from tests.conftest import OperatorProcess, wait_for
+from tests.e2e.scenario import TrainedModel, apply, condition, events, get, manifest, wait_status
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+NAME = "iris"
+SHIFT = 3.0  # added to feature 0 (sepal length) of everything the world now sends
+
+
+def _write_csv(path: Path, shift: float, seed: int, copies: int = 1) -> Path:
+    """Iris with feature 0 shifted, jittered so that every copy is new data."""
+    data = load_iris()
+    rng = random.Random(seed)
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*data.feature_names, "label"])
+        for _ in range(copies):
+            for row, label in zip(data.data, data.target, strict=True):
+                values = [float(v) + rng.gauss(0, 0.05) for v in row]
+                values[0] += shift
+                writer.writerow([f"{v:.4f}" for v in values] + [int(label)])
+    return path
+
+
+def _shifted_rows(rng: random.Random) -> list[float]:
+    data = load_iris()
+    row = [float(v) for v in data.data[rng.randrange(len(data.data))]]
+    row[0] += SHIFT
+    return row
+
+
+def _retraining_manifest(model: TrainedModel, root: Path, *, dataset: Path, gate: dict[str, Any] | None,
+                         cooldown: str = "10m", max_rejections: int = 3) -> dict[str, Any]:
+    obj = manifest(NAME, model, steps=[{"setWeight": 50}, {"pause": {"duration": "2s"}}], min_requests=5)
+    obj["spec"]["retraining"] = {
+        "triggers": {"drift": {"minSamples": 100, "forDuration": "2s", "window": "20s"}},
+        "job": {"dataset": {"uri": f"file://{dataset}", "targetColumn": "label"},
+                "holdout": {"uri": f"file://{root / 'holdout.csv'}"},
+                "output": {"uri": f"file://{root / 'out'}"},
+                "deadline": "5m", "backoffLimit": 0},
+        "guardrails": {"cooldown": cooldown, "maxRunsPerDay": 10, "requireNewData": True,
+                       "maxConsecutiveRejections": max_rejections},
+        "promotion": "Auto",
+    }
+    if gate is not None:
+        obj["spec"]["retraining"]["gate"] = gate
+    return obj
+
+
+def _jobs(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    return list(get(cluster, namespace, "jobs").get("items", []))
+
+
+def _retraining(st: dict[str, Any]) -> dict[str, Any]:
+    return dict(st.get("retraining") or {})
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    _write_csv(tmp_path / "holdout.csv", SHIFT, seed=1)
+    _write_csv(tmp_path / "shifted.csv", SHIFT, seed=2, copies=3)
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def test_drift_triggers_one_job_whose_candidate_passes_the_gate_and_is_promoted(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        models: dict[str, TrainedModel], data: Path) -> None:
+    apply(cluster, namespace, _retraining_manifest(
+        models["v1"], data, dataset=data / "shifted.csv",
+        gate={"metric": "accuracy", "minValue": 0.8, "minImprovement": 0.05}))
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=400,
+                       rows=_shifted_rows):
+        st = wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("lastTriggered")),
+                         "a drift trigger", 120)
+        assert _retraining(st)["lastTriggered"]["signal"] == "Drift"
+        st = wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("candidate")),
+                         "the Job's candidate", 240)
+        candidate = _retraining(st)["candidate"]
+        assert candidate["gate"]["passed"] is True
+        assert candidate["gate"]["candidate"] >= candidate["gate"]["current"] + 0.05
+        promoted = wait_status(
+            cluster, namespace, NAME,
+            lambda s: s.get("phase") == "Healthy" and (s.get("stable") or {}).get("model", {}).get(
+                "sha256") == candidate["sha256"], "the candidate promoted", 240)
+    jobs = _jobs(cluster, namespace)
+    assert [j["metadata"]["name"] for j in jobs] == [f"{NAME}-retrain-1"]
+    assert promoted["stable"]["model"]["sha256"] == candidate["sha256"]
+    # Spec still says v1: the operator never writes it; export prints the patch to commit.
+    mdep = get(cluster, namespace, "mdep", NAME)
+    assert mdep["spec"]["model"]["version"] == "1"
+    reasons = [e["reason"] for e in events(cluster, namespace, NAME)]
+    assert reasons.count("RetrainTriggered") == 1
+    assert "RetrainPromoted" in reasons
+    exported = cluster.kubectl("modelops", "retrain", "export", NAME, "-n", namespace, "-o", "json", check=False)
+    if exported.strip():
+        assert json.loads(exported)["spec"]["model"]["sha256"] == candidate["sha256"]
+
+
+def test_a_candidate_trained_on_shuffled_labels_is_rejected_by_the_gate_and_nothing_rolls(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        models: dict[str, TrainedModel], data: Path) -> None:
+    obj = _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv",
+                               gate={"metric": "accuracy", "minValue": 0.8, "minImprovement": 0.05})
+    obj["spec"]["retraining"]["job"]["args"] = ["--shuffle-labels"]
+    apply(cluster, namespace, obj)
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    before = get(cluster, namespace, "mdep", NAME)["status"]["stable"]["revision"]
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=400,
+                       rows=_shifted_rows):
+        st = wait_status(cluster, namespace, NAME,
+                         lambda s: (_retraining(s).get("lastResult") or {}).get("outcome") == "Rejected",
+                         "the candidate rejected", 300)
+    assert st["stable"]["revision"] == before and not (st.get("canary") or {}).get("revision")
+    rejected = [e for e in events(cluster, namespace, NAME) if e["reason"] == "CandidateRejected"]
+    assert len(rejected) == 1 and "accuracy" in rejected[0]["message"]
+    # Drift persists, and the cooldown drops further triggers: still exactly one Job.
+    wait_for(lambda: any(e["reason"] == "RetrainSkipped" and "Cooldown" in e["message"]
+                         for e in events(cluster, namespace, NAME)), "a trigger dropped by the cooldown",
+             timeout=120)
+    assert len(_jobs(cluster, namespace)) == 1
+
+
+def test_an_unchanged_dataset_is_no_new_data(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        models: dict[str, TrainedModel], data: Path) -> None:
+    # The dataset the current model was trained on: retraining on it again would change nothing.
+    obj = _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None)
+    apply(cluster, namespace, obj)
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    cluster.kubectl("modelops", "retrain", NAME, "-n", namespace)
+    first = wait_status(cluster, namespace, NAME,
+                        lambda s: (_retraining(s).get("lastResult") or {}).get("outcome") in (
+                            "CandidateRecorded", "Promoted", "Skipped", "JobFailed"),
+                        "the first run's result", 240)
+    assert (first.get("retraining") or {}).get("lastResult", {}).get("outcome") != "JobFailed", first
+    wait_status(cluster, namespace, NAME, lambda s: s.get("phase") == "Healthy" and not (
+        s.get("canary") or {}).get("revision"), "the first candidate settled", 240)
+    cluster.kubectl("modelops", "retrain", NAME, "-n", namespace)
+    wait_for(lambda: any(e["reason"] == "RetrainSkipped" and e["message"].startswith("NoNewData")
+                         for e in events(cluster, namespace, NAME)), "NoNewData", timeout=240)
+    assert condition(get(cluster, namespace, "mdep", NAME)["status"], "Ready").get("status") == "True"
