@@ -113,3 +113,14 @@ def test_sync_waves_order_crd_operator_modeldeployments() -> None:
     for sample in sorted((render.MANIFESTS / "samples").glob("*.yaml")):
         (mdep,) = objects(sample.read_text())
         assert crd_wave < operator_wave < int(mdep["metadata"]["annotations"][wave]), sample.name
+
+
+def test_tool_versions_match_their_go_modules() -> None:
+    """versions.env names the version the cache is keyed by; go.mod decides what is built."""
+    from tests.cluster import build
+
+    versions = build.versions()
+    helm_mod = (build.GOMOD / "helm" / "go.mod").read_text()
+    assert f"helm.sh/helm/v3 v{versions['HELM_VERSION']}\n" in helm_mod
+    kstatus_mod = (build.KSTATUS / "go.mod").read_text()
+    assert f"sigs.k8s.io/cli-utils v{versions['CLI_UTILS_VERSION']}\n" in kstatus_mod
