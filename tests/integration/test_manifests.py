@@ -7,7 +7,10 @@ gives the operator's ServiceAccount what it needs and no more."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 
 from tests.cluster import build
 from tests.cluster.localcluster import Cluster
-from tests.gitops import render
+from tests.gitops import rbac, render
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +125,65 @@ def test_shipped_rbac_grants_what_the_operator_needs_and_no_more(cluster: Cluste
         for obj in reversed(rbac):
             cluster.kubectl("delete", obj["kind"], obj["metadata"]["name"], "-n",
                             obj["metadata"].get("namespace", "default"), "--ignore-not-found")
+
+
+def _run_operator(kubeconfig: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    out = open(log, "ab")  # noqa: SIM115 - handed to the child
+    return subprocess.Popen([sys.executable, "-m", "modelops.cli.main", "run", *args], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _serves_sample_with_shipped_rbac(cluster: Cluster, namespace: str, tmp_path: Path,
+                                     watch_namespace: str | None) -> None:
+    kubeconfig = rbac.operator_kubeconfig(cluster, tmp_path / "operator.kubeconfig", watch_namespace)
+    # The token is the operator's own: it may not read Secrets, as an admin could.
+    denied = subprocess.run([str(cluster.bin / "kubectl"), "--kubeconfig", str(kubeconfig), "get", "secrets",
+                             "-n", namespace], capture_output=True, text=True, timeout=60)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
+    log = tmp_path / "operator.log"
+    args = ["--namespace", watch_namespace] if watch_namespace else []
+    proc = _run_operator(kubeconfig, log, *args)
+    try:
+        cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "manifests" / "samples" / "iris.yaml"))
+        done = subprocess.run([str(cluster.bin / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), "wait",
+                               "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=120s"],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"{done.stderr}\noperator log:\n{log.read_text()[-4000:]}"
+        # Namespaced, kopf probes two cluster-scoped lists no Role can grant and falls back (it says so);
+        # any other refusal is a permission the install forgot.
+        expected = ('cannot list resource "namespaces" in API group "" at the cluster scope',
+                    'cannot list resource "customresourcedefinitions" in API group "apiextensions.k8s.io"')
+        refused = [line for line in log.read_text().splitlines() if "forbidden" in line.lower()
+                   and not (watch_namespace and any(e in line for e in expected))]
+        assert not refused, "\n".join(refused[:5])
+    finally:
+        _stop(proc)
+        cluster.kubectl("delete", "mdep", "iris", "-n", namespace, "--wait=false", check=False)
+
+
+def test_operator_runs_with_the_shipped_cluster_wide_rbac(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    _serves_sample_with_shipped_rbac(cluster, namespace, tmp_path, None)
+
+
+@pytest.mark.xfail(strict=True, reason="controller.kube.list_mdeps lists ModelDeployments cluster-wide "
+                   "(list_cluster_custom_object), which a namespaced install may not; strict: fails once fixed")
+def test_operator_runs_with_the_shipped_namespaced_rbac(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    objs = rbac.rbac_objects(namespace)
+    try:
+        # Only the namespaced objects: no cluster-wide grant left over from another test may help.
+        for kind in ("ClusterRoleBinding", "ClusterRole"):
+            cluster.kubectl("delete", kind, "modelops-operator", "--ignore-not-found", check=False)
+        _serves_sample_with_shipped_rbac(cluster, namespace, tmp_path, namespace)
+    finally:
+        rbac.remove_rbac(cluster, objs)
