@@ -4,7 +4,11 @@ The alerting rules (manifests/monitoring/prometheusrule.yaml) and the Grafana da
 (manifests/monitoring/grafana/modelops.json) are the one place each query is written; this module
 lists them, with the dashboard's Grafana variables filled in so that a plain Prometheus can run them.
 Used by tests/unit/test_manifests_monitoring.py (promtool parses each one) and by the e2e tests that
-run each query against the test Prometheus during a rollout.
+run each query against the test Prometheus during a rollout: every dashboard query should return a
+series there; an alert expression returns one only while its condition holds, so for alerts the
+useful check is that Prometheus evaluates it without error (and that the metrics it names exist).
+The test Prometheus (tests/cluster/prometheus.py) scrapes serving pods as job `modelops-pods`; the
+operator's metrics and `up{job="modelops-operator-metrics"}` need it to scrape the operator as well.
 """
 
 from __future__ import annotations
