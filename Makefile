@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cluster/bin:$(PATH)
 
 .PHONY: all venv system-deps lint test test-unit test-serving crd cluster-binaries \
-        cluster-up cluster-down demo bench-serving bench-controller bench-retraining clean
+        cluster-up cluster-down demo bench-serving bench-controller bench-retraining clean tools manifests \
+        helm-check docs
 
 all: test
 
@@ -19,11 +20,12 @@ $(BIN)/python: pyproject.toml
 
 venv: $(BIN)/python
 
-# Debian packages the tests use: Prometheus (analysis), wrk (load), iproute2 (pod network
-# namespaces), openssl (cluster certificates).
+# Debian packages the tests use: Prometheus (analysis; promtool checks the alert rules), wrk (load),
+# iproute2 (pod network namespaces), openssl (cluster certificates), lua5.1 (the Argo CD health check,
+# which Argo CD runs in gopher-lua, a Lua 5.1).
 system-deps:
 	@missing=""; \
-	for pkg in prometheus wrk iproute2 openssl; do \
+	for pkg in prometheus wrk iproute2 openssl lua5.1; do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -42,6 +44,22 @@ crd: venv
 cluster-binaries: venv
 	$(BIN)/python -m tests.cluster binaries
 
+# helm and the kstatus probe (tests/gitops/kstatus), built from their Go modules and cached.
+tools: venv
+	$(BIN)/python -m tests.cluster.build tools
+
+# install.yaml and the Helm chart's copies of the CRD, alerts and dashboard, from manifests/.
+manifests: venv
+	$(BIN)/python -m tests.gitops.render
+
+helm-check: tools
+	.cluster/bin/helm lint --strict charts/modelops
+	.cluster/bin/helm template modelops charts/modelops --namespace modelops-system --include-crds >/dev/null
+
+# docs/api.md (from the pydantic models) and docs/events.md (from the state machine's Event reasons).
+docs: venv
+	$(BIN)/python -m tests.gitops.apidocs
+
 cluster-up: venv system-deps
 	$(BIN)/python -m tests.cluster up
 
@@ -54,7 +72,7 @@ test-unit: venv
 test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
-test: venv system-deps lint
+test: venv system-deps lint tools helm-check
 	$(BIN)/pytest
 
 demo: venv system-deps

@@ -5,10 +5,15 @@ kube-apiserver, kube-controller-manager, kube-scheduler and kubectl come from k8
 go.etcd.io/etcd/server/v3 and kwok from sigs.k8s.io/kwok. Binaries are cached in the user cache
 dir keyed by version, so a warm run builds nothing; `.cluster/bin/` links to them.
 Called by `make cluster-binaries`, by `localcluster.up()` and so by the pytest session fixture.
+
+The install tools are a second group, built only when asked (`make tools`, `python -m
+tests.cluster.build tools`, and the tests that need them): helm from helm.sh/helm/v3/cmd/helm (chart
+lint and template) and the kstatus probe in tests/gitops/kstatus (Flux's readiness computation).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,6 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GOMOD = HERE / "gomod"
+KSTATUS = REPO / "tests" / "gitops" / "kstatus"
 
 
 def versions() -> dict[str, str]:
@@ -30,6 +36,14 @@ def versions() -> dict[str, str]:
             key, _, value = line.partition("=")
             out[key.strip()] = value.strip()
     return out
+
+
+def _source_hash(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".go" or path.name in ("go.mod", "go.sum"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def cache_dir() -> Path:
@@ -53,8 +67,18 @@ class Component:
         return [b for b in self.packages if not (self.directory / b).is_file()]
 
 
-def components() -> list[Component]:
+def components(group: str = "cluster") -> list[Component]:
+    """The binaries of one group: "cluster" (the control plane) or "tools" (helm, kstatus probe)."""
     v = versions()
+    if group == "tools":
+        return [
+            Component("helm", v["HELM_VERSION"], GOMOD / "helm", {"helm": "helm.sh/helm/v3/cmd/helm"}),
+            # The probe's source is ours: a change to it must not reuse a cached build.
+            Component("kstatus", f"{v['CLI_UTILS_VERSION']}-{_source_hash(KSTATUS)}", KSTATUS,
+                      {"kstatus": "."}),
+        ]
+    if group != "cluster":
+        raise ValueError(f"unknown binary group {group!r} (cluster or tools)")
     k8s = v["KUBERNETES_VERSION"]
     major, minor, _ = k8s.split(".")
     stamp = " ".join(
@@ -106,11 +130,11 @@ def _build(component: Component, binary: str) -> None:
     print(f"  built {binary} in {time.monotonic() - started:.0f}s", flush=True)
 
 
-def ensure_binaries(bin_dir: Path | None = None) -> Path:
-    """Build what is missing from the cache and link every binary into `bin_dir`."""
+def ensure_binaries(bin_dir: Path | None = None, group: str = "cluster") -> Path:
+    """Build what is missing from the cache and link every binary of `group` into `bin_dir`."""
     bin_dir = bin_dir or REPO / ".cluster" / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    for component in components():
+    for component in components(group):
         component.directory.mkdir(parents=True, exist_ok=True)
         for binary in component.missing():
             _build(component, binary)
@@ -127,9 +151,10 @@ def ensure_binaries(bin_dir: Path | None = None) -> Path:
 
 if __name__ == "__main__":
     started = time.monotonic()
+    chosen = sys.argv[1] if len(sys.argv) > 1 else "cluster"
     try:
-        where = ensure_binaries()
+        where = ensure_binaries(group=chosen)
     except BuildError as error:
         print(error, file=sys.stderr)
         sys.exit(1)
-    print(f"control-plane binaries ready in {where} ({time.monotonic() - started:.0f}s)")
+    print(f"{chosen} binaries ready in {where} ({time.monotonic() - started:.0f}s)")
