@@ -17,6 +17,9 @@ def register(commands: Any) -> None:
     _register_train(commands)
     _register_fetch(commands)
     _register_serve(commands)
+    from modelops.training.served_data import register as register_dataset
+
+    register_dataset(commands)
 
 
 def _register_train(commands: Any) -> None:
@@ -153,11 +156,21 @@ def _register_serve(commands: Any) -> None:
     p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic compared with the baseline")
     p.add_argument("--drift-interval", type=float, default=5.0, help="seconds between PSI updates")
     p.add_argument("--drift-min-rows", type=int, default=100, help="rows needed before PSI is exported")
+    from modelops.serving.feedback import add_arguments as add_feedback_arguments
+
+    add_feedback_arguments(p)
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from modelops.serving.feedback import configs_from_args
     from modelops.serving.server import ServeConfig, serve
+
+    try:
+        feedback_config, request_log_config = configs_from_args(args)
+    except ValueError as exc:
+        print(f"modelops serve: {exc}", file=sys.stderr)
+        return 2
 
     for flag, value in (
         ("--workers", args.workers),
@@ -190,5 +203,7 @@ def _serve(args: argparse.Namespace) -> int:
             drift_window_s=args.drift_window,
             drift_interval_s=args.drift_interval,
             drift_min_rows=args.drift_min_rows,
+            feedback=feedback_config,
+            request_log=request_log_config,
         )
     )
