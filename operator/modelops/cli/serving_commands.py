@@ -84,13 +84,15 @@ def _register_fetch(commands: Any) -> None:
         help="fetch and verify a model file (serving pod init step)",
         description="Fetch a model file (and its sibling metadata.json) into a directory, verifying sha256.",
     )
-    p.add_argument("uri", help="file:///path/model.joblib | pvc://<claim>/<path> | http(s)://...")
+    p.add_argument("uri", help="file:///path/model.joblib | pvc://<claim>/<path> | s3://<bucket>/<key> | https://...")
     p.add_argument("--sha256", default=None,
                    help="expected hex digest of the model file (required for joblib, optional for skops)")
     p.add_argument("--output", required=True, type=Path, help="directory to write into")
     p.add_argument("--pvc-root", type=Path, default=Path("/mnt/pvc"), help="where pvc://<claim> volumes are mounted")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
     p.add_argument("--retries", type=int, default=3, help="retries of a failed HTTP download")
+    p.add_argument("--max-bytes", type=int, default=4 * 1024**3, help="largest model file accepted (bytes)")
+    p.add_argument("--max-time", type=float, default=900.0, help="seconds for the whole download, retries included")
     p.set_defaults(func=_fetch)
 
 
@@ -98,7 +100,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from modelops.serving.fetch import FetchError, fetch_model
 
     try:
-        path = fetch_model(args.uri, args.sha256, args.output, args.pvc_root, args.timeout, args.retries)
+        path = fetch_model(args.uri, args.sha256, args.output, args.pvc_root, args.timeout, args.retries,
+                           args.max_bytes, args.max_time)
     except (FetchError, OSError) as exc:
         print(f"modelops fetch: {exc}", file=sys.stderr)
         return 1

@@ -68,3 +68,12 @@ def credentials_env_from(secret: str | None) -> list[dict[str, Any]]:
     The kubelet reads the Secret into the pod's environment; the operator never reads it.
     """
     return [{"secretRef": {"name": secret}}] if secret else []
+
+
+def model_store_mounts(uri: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(pod volumes, fetch-step volumeMounts) that bring a model URI's storage into the pod: the claim,
+    read-only, for ``pvc://``; nothing for URIs fetched over the network."""
+    if not uri.startswith("pvc://"):
+        return [], []
+    volume, mount, _ = pvc_volume(uri, read_only=True)
+    return [volume], [mount]

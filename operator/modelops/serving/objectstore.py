@@ -56,7 +56,9 @@ def s3_client() -> S3Client:
     # S3-compatible server (MinIO, moto, Ceph) and with AWS.
     from botocore.config import Config
 
-    return boto3.client("s3", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}))
+    # A session of its own: boto3's default session caches the credentials it found first.
+    session = boto3.session.Session()
+    return session.client("s3", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}))
 
 
 def join(uri: str, *parts: str) -> str:
