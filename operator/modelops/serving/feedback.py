@@ -25,10 +25,12 @@ compared again after the values are read.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import mmap
+import os
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,39 +119,60 @@ class FeedbackJournal:
         if n > self.capacity:  # a request larger than the ring keeps its last rows
             predictions = predictions[-self.capacity :]
         now = time.monotonic() if now is None else now
-        values = self._prediction_values(predictions)
         key = id_key(request_id)
         start = int(self.counters[worker])
-        first_row = n - int(predictions.shape[0])
-        for i in range(values.shape[0]):
-            slot = (start + i) % self.capacity
-            # Key last: a reader that sees the key sees the rest of the slot.
-            self.keys[worker, slot] = 0
-            self.rows[worker, slot] = first_row + i
+        if n == 1:  # the common case, without numpy's per-call overhead of fancy indexing
+            slot = start % self.capacity
+            p = predictions[0]
+            p = p.item() if hasattr(p, "item") else p
+            value = float(p) if self.classes is None else float(self._class_index.get(_label_text(p), -1))
+            keys = self.keys[worker]
+            keys[slot] = 0
+            self.rows[worker, slot] = 0
             self.times[worker, slot] = now
-            self.values[worker, slot] = values[i]
-            self.keys[worker, slot] = key
-        self.counters[worker] = start + values.shape[0]
+            self.values[worker, slot] = value
+            keys[slot] = key
+            self.counters[worker] = start + 1
+            return
+        values = self._prediction_values(predictions)
+        m = int(values.shape[0])
+        slots = (start + np.arange(m)) % self.capacity
+        # Keys last: a reader that sees a key sees the rest of its slot.
+        self.keys[worker, slots] = 0
+        self.rows[worker, slots] = np.arange(n - m, n)
+        self.times[worker, slots] = now
+        self.values[worker, slots] = values
+        self.keys[worker, slots] = np.uint64(key)
+        self.counters[worker] = start + m
 
     def _prediction_values(self, predictions: npt.NDArray[Any]) -> FloatArray:
         if self.classes is None:
             return np.asarray(predictions, dtype=np.float64).reshape(-1)
-        out = np.empty(predictions.shape[0], dtype=np.float64)
-        for i, p in enumerate(predictions.tolist()):
-            out[i] = self._class_index.get(_label_text(p), -1)
-        return out
+        # Few distinct classes per request: map those, then index (no Python work per row).
+        uniques, inverse = np.unique(predictions, return_inverse=True)
+        mapped = np.asarray([self._class_index.get(_label_text(u), -1) for u in uniques.tolist()], dtype=np.float64)
+        return mapped[inverse.reshape(-1)]
 
     def join(self, worker: int, labels: list[Label], now: float | None = None) -> JoinCounts:
         """Match labels with remembered predictions; joined outcomes go to this worker's ring."""
         now = time.monotonic() if now is None else now
         counts = JoinCounts()
         scores: list[float] = []
-        for label in labels:
-            key = np.uint64(id_key(label.request_id))
-            where = np.nonzero(self.keys == key)
+        label_keys = [id_key(label.request_id) for label in labels]
+        distinct = np.asarray(sorted(set(label_keys)), dtype=np.uint64)
+        # One pass over every ring per distinct id, or one isin pass for a large body.
+        if distinct.shape[0] == 1:
+            ws, ss = np.nonzero(self.keys == distinct[0])
+        else:
+            ws, ss = np.nonzero(np.isin(self.keys, distinct))
+        candidates: dict[int, list[tuple[int, int]]] = {}
+        for w, slot in zip(ws.tolist(), ss.tolist(), strict=True):
+            candidates.setdefault(int(self.keys[w, slot]), []).append((w, slot))
+        for label, int_key in zip(labels, label_keys, strict=True):
+            key = np.uint64(int_key)
             found = False
             expired = False
-            for w, slot in zip(where[0].tolist(), where[1].tolist(), strict=True):
+            for w, slot in candidates.get(int_key, ()):
                 row, at, value = int(self.rows[w, slot]), float(self.times[w, slot]), float(self.values[w, slot])
                 if self.keys[w, slot] != key or row != label.row:
                     continue
@@ -296,9 +319,18 @@ class QualityMonitor:
 # -- the glue the server hooks in --------------------------------------------------------------
 
 
+_ids: tuple[int, str, Iterator[int]] = (0, "", itertools.count())
+
+
 def new_request_id() -> str:
-    """An id for an inference request that came without one, so its answer can be labelled later."""
-    return uuid.uuid4().hex
+    """An id for an inference request that came without one, so its answer can be labelled later:
+    64 random bits per process (drawn again after fork) and a counter, cheaper than uuid4 per request."""
+    global _ids
+    pid, prefix, counter = _ids
+    if pid != os.getpid():
+        pid, prefix, counter = os.getpid(), os.urandom(8).hex(), itertools.count(1)
+        _ids = (pid, prefix, counter)
+    return f"{prefix}-{next(counter):x}"
 
 
 class ServedHooks:
