@@ -6,6 +6,8 @@
 - A claim written by one pod is read by another pod at another mount path; a read-only mount refuses
   writes; and a serving pod built by the operator's own builder fetches its model from a `pvc://` URI
   through the read-only mount, so product code reads the real mount path.
+- The data half of the retraining loop: a server logs what it serves into a claim, labels arrive by
+  request id, and a Job builds a training set from the claim and trains on it.
 
 Retraining Jobs (issue 8) rely on all of this. Run with `.venv/bin/pytest tests/integration/test_harness_jobs.py`.
 """
@@ -184,3 +186,70 @@ def test_a_serving_pod_fetches_its_model_through_the_read_only_claim(
     pod = _get(cluster, "pods", "-n", namespace, "-l", "modelops.dev/revision=r1")["items"][0]
     log = kubelet.pod_log(namespace, pod["metadata"]["name"], "fetch-model")
     assert "fetched pvc://models/iris/1/model.skops" in log, log
+
+
+def test_served_requests_and_labels_become_a_training_set_in_a_job(
+        cluster: localcluster.Cluster, kubelet: NetKubelet, namespace: str, tmp_path: Path) -> None:
+    """The data half of the retraining loop on real pods: a server logs what it serves into a claim,
+    labels arrive by request id, and a Job builds the training set from the claim and trains on it,
+    reporting the dataset's digest in its termination message."""
+    import hashlib
+
+    import requests
+    from sklearn.datasets import load_iris
+
+    trained = tmp_path / "iris"
+    subprocess.run([MODELOPS, "train", "--dataset", "iris", "--output", str(trained), "--format", "skops"],
+                   check=True, capture_output=True, timeout=300)
+    create_claim(KubeAPI(cluster.kubeconfig), namespace, "store", kubelet.claims_root)
+    store = {"name": "store", "persistentVolumeClaim": {"claimName": "store"}}
+    mounts = [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}]
+    claim_rw = {"name": "store", "mountPath": "/mnt/pvc/store"}
+    pod = _pod("server", namespace, [{
+        "name": "server", "image": "modelops:dev", "command": ["modelops"],
+        "args": ["serve", "/models/current", "--host", "0.0.0.0", "--port", "8080", "--workers", "1",
+                 "--name", "iris", "--log-requests-to", "pvc://store/iris/served", "--log-max-seconds", "0.5"],
+        "env": [{"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/metrics"}],
+        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 1},
+        "volumeMounts": [*mounts, claim_rw]}],
+        [store, {"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}])
+    pod["spec"]["restartPolicy"] = "Always"
+    pod["spec"]["initContainers"] = [{
+        "name": "fetch-model", "image": "modelops:dev", "command": ["modelops"],
+        "args": ["fetch", f"file://{trained}/model.skops", "--output", "/models/current"], "volumeMounts": mounts}]
+    _apply(cluster, pod)
+
+    def ready_ip() -> str | None:
+        status = _get(cluster, "pod", "server", "-n", namespace).get("status", {})
+        ok = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        return status.get("podIP") if ok else None
+
+    ip = wait_for(ready_ip, "the logging server to become Ready", timeout=180)
+    session = requests.Session()
+    session.trust_env = False  # no proxy may carry pod traffic
+    iris = load_iris()
+    labels = []
+    for i in range(0, 150, 2):
+        body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [iris.data[i].tolist()]}]}
+        answer = session.post(f"http://{ip}:8080/v2/models/iris/infer", json=body, timeout=10).json()
+        labels.append({"id": answer["id"], "label": int(iris.target[i])})
+    joined = session.post(f"http://{ip}:8080/v2/models/iris/feedback", json={"feedback": labels}, timeout=10).json()
+    assert joined == {"joined": len(labels), "unknown": 0, "expired": 0}
+    served = kubelet.claim_dir(namespace, "store") / "iris" / "served"
+    wait_for(lambda: list((served / "labels").glob("*.parquet")) if (served / "labels").is_dir() else None,
+             "the label log in the claim", timeout=60)
+
+    script = ("modelops dataset build --from pvc://store/iris/served --out pvc://store/datasets/d1.csv "
+              "--target species > /dev/termination-log && "
+              "modelops train --dataset /mnt/pvc/store/datasets/d1.csv --target species --output /mnt/pvc/store/iris/2")
+    _apply(cluster, _job("retrain", namespace, [_sh("train", script, volumeMounts=[claim_rw],
+                                                    terminationMessagePolicy="FallbackToLogsOnError")],
+                         volumes=[store]))
+    wait_for(lambda: _job_condition(cluster, namespace, "retrain"), "the retraining Job", timeout=300)
+    job_pod = _job_pod(cluster, namespace, "retrain")
+    message = _terminated(job_pod, "train").get("message", "")
+    assert _job_condition(cluster, namespace, "retrain") == "Complete", message
+    dataset = kubelet.claim_dir(namespace, "store") / "datasets" / "d1.csv"
+    assert f"rows={len(labels)} sha256={hashlib.sha256(dataset.read_bytes()).hexdigest()}" in message
+    assert (kubelet.claim_dir(namespace, "store") / "iris" / "2" / "model.sha256").exists()
