@@ -74,6 +74,14 @@ class ModelSource(Model):
                     "sha256 is required when format is joblib: loading a joblib file runs code",
                     ".sha256",
                 ),
+                cel(
+                    "!self.uri.startsWith('pvc://') || (self.uri.matches("
+                    "'^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[^/]')"
+                    " && !self.uri.matches('/[.][.](/|$)'))",
+                    "a pvc:// uri is pvc://<claim>/<path>: a PersistentVolumeClaim name, then a relative path "
+                    "without '..'",
+                    ".uri",
+                ),
             ]
         }
     )
