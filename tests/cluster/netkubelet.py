@@ -528,7 +528,9 @@ class PodRunner(threading.Thread):
             target = base / m["subPath"] if m.get("subPath") else base
             target.mkdir(parents=True, exist_ok=True)
             mount_path = m["mountPath"].rstrip("/") or "/"
-            real = mount_path.startswith("/mnt/") and not str(target).startswith("/mnt/")
+            # Really mounted only where a tmpfs over the host's /mnt (inside the namespace) can make the
+            # mount point without touching the host, and never when the claim's own directory lives there.
+            real = mount_path.startswith("/mnt/") and Path("/mnt").is_dir() and not str(target).startswith("/mnt/")
             out.append((mount_path, target, ro or bool(m.get("readOnly")), real))
         return out
 
