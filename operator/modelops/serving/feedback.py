@@ -287,13 +287,15 @@ class QualityMonitor:
         self._seen = [0] * journal.workers
         self._times: list[FloatArray] = []
         self._scores: list[FloatArray] = []
+        self._exported = False
 
     def reset_worker(self, worker: int) -> None:
         self._seen[worker] = int(self.journal.outcomes.counters[worker])
 
     def collect(self, now: float) -> tuple[float | None, int]:
         """Take new outcomes, drop those older than the window; returns (value, samples) and sets
-        the gauges (the value only when there is at least one sample: no data is not 100 %)."""
+        the gauges (the value only when there is at least one sample: no data is not 100 %; NaN once
+        the window has emptied)."""
         ring = self.journal.outcomes
         for w in range(ring.workers):
             rows, self._seen[w] = ring.read_since(w, self._seen[w])
@@ -312,6 +314,10 @@ class QualityMonitor:
         if self.gauges is not None:
             if value is not None:
                 self.gauges.set_quality(value)
+                self._exported = True
+            elif self._exported:
+                # The window emptied: NaN rather than a stale number (an alert on it stays quiet).
+                self.gauges.set_quality(float("nan"))
             self.gauges.set_samples(samples)
         return value, samples
 

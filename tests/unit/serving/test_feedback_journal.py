@@ -45,11 +45,13 @@ def test_mae_for_a_regressor_and_the_window_drops_old_outcomes() -> None:
     journal = FeedbackJournal(workers=1, capacity=16, join_window_s=100, classes=None)
     journal.record(0, "x", np.array([1.0, 2.0, 3.0]), now=0.0)
     journal.join(0, [Label("x", 0, 2.0), Label("x", 1, 2.0)], now=1.0)
-    monitor = QualityMonitor(journal, window_s=10, gauges=Gauges())
+    gauges = Gauges()
+    monitor = QualityMonitor(journal, window_s=10, gauges=gauges)
     assert monitor.collect(2.0) == (0.5, 2)
     journal.join(0, [Label("x", 2, 7.0)], now=20.0)
     assert monitor.collect(21.0) == (4.0, 1)
     assert monitor.collect(40.0) == (None, 0)
+    assert gauges.quality is not None and np.isnan(gauges.quality) and gauges.samples == 0
 
 
 @pytest.mark.parametrize(("body", "field"), [
