@@ -8,9 +8,21 @@ containers run in order, then the containers, a readiness (and liveness) probe, 
 like a kubelet writes it, and graceful termination when the pod is deleted.
 
 A "container" here is the container's command and args run by `ip netns exec` on this machine (no
-image, no mount namespace): volume mount paths (/models, /tmp, ...) in args and env values are
-rewritten to per-pod host directories, and `modelops` resolves to this virtualenv's script. Processes
-run as root; the pod's securityContext is not enforced.
+image): volume mount paths (/models, /tmp, ...) in args and env values are rewritten to per-pod host
+directories, and `modelops` resolves to this virtualenv's script. Processes run as root; the pod's
+securityContext is not enforced. Each container also gets a private mount namespace (`unshare -m`, set
+up by a few lines of sh before the command is exec'd, so the pid stays the command's): a small /dev of
+its own (null, zero, random, urandom, tty, the host's shm and pts) in which `terminationMessagePath`
+(default /dev/termination-log) is a per-container host file that the kubelet reads when the container
+exits; and the PersistentVolumeClaims it mounts.
+
+PersistentVolumeClaims: each claim (namespace/claimName) is one shared host directory,
+`.cluster/pvcs/<namespace>/<claim>`, whatever PV is bound to it (`create_claim()` makes a bound pair).
+A claim mounted under /mnt is bind-mounted at its real mountPath (over a tmpfs on /mnt inside the
+container's namespace), so product code reads e.g. /mnt/pvc/<claim> with no test-only hook; a claim
+mounted elsewhere is rewritten like the other volumes. `readOnly` (on the mount or on the volume's
+claim) makes the bind mount read-only: writes fail with EROFS, root or not. Exec probes and preStop
+exec hooks run outside that mount namespace.
 
 The node carries the label and taint `modelops.dev/real-pods=<pool>` (NoSchedule; pool "true" by
 default), so only pods that ask for it (nodeSelector plus toleration; see `pod_placement()`) land here
@@ -35,6 +47,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -58,6 +71,7 @@ log = logging.getLogger("netkubelet")
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 STATE_ROOT = REPO / ".cluster" / "netkubelet"
+CLAIMS_ROOT = REPO / ".cluster" / "pvcs"
 DEFAULT_NODE = "modelops-real-0"
 # Each checkout gets its own block of four /24s (10.244.16.0 - 10.244.215.0), so two checkouts
 # running their harness at once never route the same pod address.
@@ -271,6 +285,11 @@ def _tail(path: Path, max_lines: int = 80, max_bytes: int = 2048) -> str:
 
 
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+MAX_TERMINATION_MESSAGE = 4096
+
+
+def _sh(word: str) -> str:
+    return shlex.quote(word)
 
 
 @dataclass
@@ -342,6 +361,7 @@ class PodRunner(threading.Thread):
         self.sandbox_error = ""
         self.last_written: dict[str, Any] | None = None
         self.volumes: dict[str, Path] = {}
+        self.claim_volumes: dict[str, tuple[Path, bool]] = {}  # volume name -> (claim directory, readOnly)
 
     # ------------------------------------------------------------ called by the kubelet's watch
 
@@ -485,6 +505,11 @@ class PodRunner(threading.Thread):
         for vol in self.pod["spec"].get("volumes") or []:
             if "hostPath" in vol:
                 volumes[vol["name"]] = Path(vol["hostPath"]["path"])
+            elif "persistentVolumeClaim" in vol:
+                claim = vol["persistentVolumeClaim"]
+                path = self.kubelet.claim_dir(self.namespace, claim["claimName"])
+                volumes[vol["name"]] = path
+                self.claim_volumes[vol["name"]] = (path, bool(claim.get("readOnly")))
             else:
                 # emptyDir, and (empty) stand-ins for kinds this harness does not project.
                 path = self.dir / "volumes" / vol["name"]
@@ -493,9 +518,28 @@ class PodRunner(threading.Thread):
                 volumes[vol["name"]] = path
         self.volumes = volumes
 
+    def _claim_mounts(self, spec: dict[str, Any]) -> list[tuple[str, Path, bool, bool]]:
+        """(mountPath, host directory, read-only, really mounted) of each claim the container mounts."""
+        out = []
+        for m in spec.get("volumeMounts") or []:
+            if m["name"] not in self.claim_volumes:
+                continue
+            base, ro = self.claim_volumes[m["name"]]
+            target = base / m["subPath"] if m.get("subPath") else base
+            target.mkdir(parents=True, exist_ok=True)
+            mount_path = m["mountPath"].rstrip("/") or "/"
+            # Really mounted only where a tmpfs over the host's /mnt (inside the namespace) can make the
+            # mount point without touching the host, and never when the claim's own directory lives there.
+            real = mount_path.startswith("/mnt/") and Path("/mnt").is_dir() and not str(target).startswith("/mnt/")
+            out.append((mount_path, target, ro or bool(m.get("readOnly")), real))
+        return out
+
     def _mounts(self, spec: dict[str, Any]) -> list[tuple[str, Path]]:
         mounts = []
+        really_mounted = {path for path, _, _, real in self._claim_mounts(spec) if real}
         for m in spec.get("volumeMounts") or []:
+            if (m["mountPath"].rstrip("/") or "/") in really_mounted:
+                continue  # bind-mounted at its real path in the container's mount namespace
             base = self.volumes.get(m["name"])
             if base is not None:
                 target = base / m["subPath"] if m.get("subPath") else base
@@ -549,6 +593,51 @@ class PodRunner(threading.Thread):
             exe = found
         return [exe, *words[1:]], env
 
+    def _termination_file(self, c: Container) -> tuple[Path | None, str]:
+        """The host file behind the container's terminationMessagePath, and that path.
+
+        /dev/...: a per-container file bound into the container's own /dev. Under a volume: the
+        volume's host path. Anywhere else: not supported here (None), so no message is read.
+        """
+        path = c.spec.get("terminationMessagePath") or "/dev/termination-log"
+        if path.startswith("/dev/") and "/" not in path[len("/dev/"):]:
+            return self.dir / "termination" / f"{'init-' if c.init else ''}{c.name}", path
+        rewritten = self._rewrite(path, self._mounts(c.spec))
+        return (Path(rewritten), path) if rewritten != path else (None, path)
+
+    def _mount_script(self, c: Container) -> str:
+        """sh run in the container's private mount namespace before exec'ing the command."""
+        stage = self.dir / "stage" / f"{'init-' if c.init else ''}{c.name}"
+        stage.mkdir(parents=True, exist_ok=True)
+        lines = ["set -e", f"S={_sh(str(stage))}", 'mount --rbind /dev "$S"',
+                 "mount -t tmpfs -o mode=755,size=1m tmpfs /dev",
+                 'for d in null zero full random urandom tty; do touch /dev/$d; mount --bind "$S/$d" /dev/$d; done',
+                 'mkdir /dev/shm /dev/pts; mount --rbind "$S/shm" /dev/shm; mount --rbind "$S/pts" /dev/pts',
+                 "ln -s /proc/self/fd /dev/fd; ln -s /proc/self/fd/0 /dev/stdin",
+                 "ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr",
+                 'umount -l "$S"']
+        host, path = self._termination_file(c)
+        if host is not None and path.startswith("/dev/"):
+            host.parent.mkdir(parents=True, exist_ok=True)
+            host.write_bytes(b"")  # a fresh message for every run
+            lines.append(f"touch {_sh(path)}; mount --bind {_sh(str(host))} {_sh(path)}")
+        elif host is not None:
+            host.parent.mkdir(parents=True, exist_ok=True)
+            host.unlink(missing_ok=True)
+        claims = self._claim_mounts(c.spec)
+        if any(real for *_, real in claims):
+            lines.append("mount -t tmpfs -o mode=755,size=1m tmpfs /mnt")
+        for mount_path, host_dir, ro, real in claims:
+            target = mount_path if real else str(host_dir)
+            if real:
+                lines.append(f"mkdir -p {_sh(target)}; mount --bind {_sh(str(host_dir))} {_sh(target)}")
+            elif ro:
+                lines.append(f"mount --bind {_sh(target)} {_sh(target)}")
+            if ro:
+                lines.append(f"mount -o remount,bind,ro {_sh(target)}")
+        lines.append('exec "$@"')
+        return "\n".join(lines)
+
     def _start(self, c: Container) -> bool:
         log_path = self.dir / "logs" / f"{c.name}.log"
         if "terminated" in c.state:  # a restart: the last run moves to lastState
@@ -556,8 +645,13 @@ class PodRunner(threading.Thread):
             c.restart_count += 1
         try:
             argv, env = self._argv_env(c)
+            # A private mount namespace: its own /dev (termination message) and the claims it mounts.
+            # Each step execs the next, so the pid is the command's.
+            shown = " ".join(argv)
+            argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                    self._mount_script(c), "sh", *argv]
             with open(log_path, "ab") as out:
-                out.write(f"=== netkubelet {now_rfc3339()} start #{c.restart_count}: {' '.join(argv)}\n".encode())
+                out.write(f"=== netkubelet {now_rfc3339()} start #{c.restart_count}: {shown}\n".encode())
                 out.flush()
                 # `ip netns exec` enters the pod's namespace and execs the command (same pid). A
                 # session of its own lets termination reach the workers it forks.
@@ -582,7 +676,18 @@ class PodRunner(threading.Thread):
         return True
 
     def _terminated(self, c: Container, code: int) -> None:
-        message = _tail(self.dir / "logs" / f"{c.name}.log") if code != 0 else ""
+        message = ""
+        host, _ = self._termination_file(c)
+        if host is not None:
+            try:
+                with open(host, "rb") as f:
+                    # A kubelet keeps at most 4096 bytes of the file.
+                    message = f.read(MAX_TERMINATION_MESSAGE).decode(errors="replace")
+            except OSError:
+                message = ""
+        policy = c.spec.get("terminationMessagePolicy", "File")
+        if not message.strip() and code != 0 and policy == "FallbackToLogsOnError":
+            message = _tail(self.dir / "logs" / f"{c.name}.log")
         started = c.state.get("running", {}).get("startedAt", now_rfc3339())
         term: dict[str, Any] = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                                 "startedAt": started, "finishedAt": now_rfc3339(), "containerID": c.status().get(
@@ -806,6 +911,37 @@ class PodRunner(threading.Thread):
         self.kubelet.event(self.pod, kind, reason, message)
 
 
+# ---------------------------------------------------------------- claims
+
+
+def create_claim(api: KubeAPI, namespace: str, name: str, claims_root: Path = CLAIMS_ROOT,
+                 size: str = "1Gi") -> dict[str, Any]:
+    """A PersistentVolumeClaim and a PersistentVolume bound to it (the PV controller completes the binding),
+    so the scheduler places pods that mount the claim. The PV's hostPath is the claim's shared directory,
+    which is also where NetKubelet maps the claim; returns the PVC as created."""
+    path = claims_root / namespace / name
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o1777)
+    pv_name = f"modelops-{hashlib.sha1(f'{namespace}/{name}'.encode()).hexdigest()[:10]}-{name}"[:63].rstrip("-.")
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+          "metadata": {"name": pv_name, "labels": {"modelops.dev/claim-namespace": namespace}},
+          "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteMany"],
+                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                   "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+                   "claimRef": {"namespace": namespace, "name": name}}}
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace},
+           "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": size}},
+                    "storageClassName": "", "volumeName": pv_name}}
+    for path_, body in (("/api/v1/persistentvolumes", pv),
+                        (f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", pvc)):
+        try:
+            api.request("POST", path_, body)
+        except ApiError as error:
+            if error.status != 409:
+                raise
+    return pvc
+
+
 # ---------------------------------------------------------------- the kubelet
 
 
@@ -816,7 +952,7 @@ class NetKubelet:
                  pod_cidr: str = DEFAULT_CIDR, *, pool: str = "true", taint: bool = True,
                  labels: dict[str, str] | None = None,
                  state_dir: Path | None = None, initial_backoff_s: float = 10.0,
-                 stop_grace_s: float = STOP_GRACE_S) -> None:
+                 stop_grace_s: float = STOP_GRACE_S, claims_root: Path = CLAIMS_ROOT) -> None:
         self.api = KubeAPI(kubeconfig)
         self.node_name = node_name
         self.pod_cidr = str(ipaddress.ip_network(pod_cidr))
@@ -828,6 +964,7 @@ class NetKubelet:
         self.state_dir = state_dir or STATE_ROOT / node_name
         self.initial_backoff_s = initial_backoff_s
         self.stop_grace_s = stop_grace_s
+        self.claims_root = claims_root
         self.runners: dict[str, PodRunner] = {}
         # Pods that ended here, by uid (monotonic time): a list taken before their end must not
         # start them again.
@@ -896,6 +1033,15 @@ class NetKubelet:
                 if runner.namespace == namespace and runner.pod_name == name:
                     return runner.sandbox.netns
         return None
+
+    def claim_dir(self, namespace: str, claim: str) -> Path:
+        """The host directory that is PersistentVolumeClaim namespace/claim on every node of this checkout."""
+        if "/" in namespace or "/" in claim or claim in (".", "..") or namespace in (".", ".."):
+            raise ValueError(f"not a namespace/claim name: {namespace}/{claim}")
+        path = self.claims_root / namespace / claim
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o1777)
+        return path
 
     def pod_log(self, namespace: str, name: str, container: str) -> str:
         """A container's log (all its runs), for test failure messages."""

@@ -87,6 +87,7 @@ def _deployment(name: str, namespace: str, uri: str, sha256: str, revision: str,
                     "initContainers": [{
                         "name": "fetch-model", "image": "modelops:dev", "command": ["modelops"],
                         "args": ["fetch", uri, "--output", "/models/current", "--sha256", sha256],
+                        "terminationMessagePolicy": "FallbackToLogsOnError",  # as the operator's
                         "volumeMounts": mounts}],
                     "containers": [{
                         "name": "server", "image": "modelops:dev", "command": ["modelops"],

@@ -24,7 +24,7 @@ SHORT_NAME = "mdep"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 SHA256 = r"^[0-9a-f]{64}$"
-URI_SCHEMES = ("http", "https", "pvc", "file")
+URI_SCHEMES = ("http", "https", "pvc", "file", "s3")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -74,6 +74,14 @@ class ModelSource(Model):
                     "sha256 is required when format is joblib: loading a joblib file runs code",
                     ".sha256",
                 ),
+                cel(
+                    "!self.uri.startsWith('pvc://') || (self.uri.matches("
+                    "'^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[^/]')"
+                    " && !self.uri.matches('/[.][.](/|$)'))",
+                    "a pvc:// uri is pvc://<claim>/<path>: a PersistentVolumeClaim name, then a relative path "
+                    "without '..'",
+                    ".uri",
+                ),
             ]
         }
     )
@@ -88,13 +96,30 @@ class ModelSource(Model):
     uri: str = Field(
         min_length=1,
         max_length=2048,
-        pattern=r"^(https?|pvc|file)://[^\s]+$",
-        description="Artifact location: http(s)://, pvc://<claim>/<path> or file://<path>.",
+        pattern=r"^(https?|pvc|file|s3)://[^\s]+$",
+        description="Artifact location: http(s)://, pvc://<claim>/<path> (mounted read-only), s3://<bucket>/<key> "
+        "or file://<path>.",
     )
     sha256: str | None = Field(
         default=None, pattern=SHA256, max_length=64, description="Lowercase hex sha256 of the model file."
     )
     format: Literal["joblib", "skops"] = Field(default="joblib", description="Serialization format.")
+    credentials_secret: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+        description="Secret (same namespace) whose keys become the environment of the fetch step and the server, "
+        "e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for s3://. The operator never reads it.",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _pvc_uri_stays_inside_its_claim(cls, uri: str) -> str:
+        if uri.startswith("pvc://"):
+            from modelops.resources.storage import parse_pvc_uri
+
+            parse_pvc_uri(uri)  # its ValueError names the bad part (claim, '..', absolute path)
+        return uri
 
 
 class Batching(Model):

@@ -17,6 +17,9 @@ def register(commands: Any) -> None:
     _register_train(commands)
     _register_fetch(commands)
     _register_serve(commands)
+    from modelops.training.served_data import register as register_dataset
+
+    register_dataset(commands)
 
 
 def _register_train(commands: Any) -> None:
@@ -139,13 +142,15 @@ def _register_fetch(commands: Any) -> None:
         help="fetch and verify a model file (serving pod init step)",
         description="Fetch a model file (and its sibling metadata.json) into a directory, verifying sha256.",
     )
-    p.add_argument("uri", help="file:///path/model.joblib | pvc://<claim>/<path> | http(s)://...")
+    p.add_argument("uri", help="file:///path/model.joblib | pvc://<claim>/<path> | s3://<bucket>/<key> | https://...")
     p.add_argument("--sha256", default=None,
                    help="expected hex digest of the model file (required for joblib, optional for skops)")
     p.add_argument("--output", required=True, type=Path, help="directory to write into")
     p.add_argument("--pvc-root", type=Path, default=Path("/mnt/pvc"), help="where pvc://<claim> volumes are mounted")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
     p.add_argument("--retries", type=int, default=3, help="retries of a failed HTTP download")
+    p.add_argument("--max-bytes", type=int, default=4 * 1024**3, help="largest model file accepted (bytes)")
+    p.add_argument("--max-time", type=float, default=900.0, help="seconds for the whole download, retries included")
     p.set_defaults(func=_fetch)
 
 
@@ -153,7 +158,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from modelops.serving.fetch import FetchError, fetch_model
 
     try:
-        path = fetch_model(args.uri, args.sha256, args.output, args.pvc_root, args.timeout, args.retries)
+        path = fetch_model(args.uri, args.sha256, args.output, args.pvc_root, args.timeout, args.retries,
+                           args.max_bytes, args.max_time)
     except (FetchError, OSError) as exc:
         print(f"modelops fetch: {exc}", file=sys.stderr)
         return 1
@@ -211,11 +217,21 @@ def _register_serve(commands: Any) -> None:
     p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic compared with the baseline")
     p.add_argument("--drift-interval", type=float, default=5.0, help="seconds between PSI updates")
     p.add_argument("--drift-min-rows", type=int, default=100, help="rows needed before PSI is exported")
+    from modelops.serving.feedback import add_arguments as add_feedback_arguments
+
+    add_feedback_arguments(p)
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from modelops.serving.feedback import configs_from_args
     from modelops.serving.server import ServeConfig, serve
+
+    try:
+        feedback_config, request_log_config = configs_from_args(args)
+    except ValueError as exc:
+        print(f"modelops serve: {exc}", file=sys.stderr)
+        return 2
 
     for flag, value in (
         ("--workers", args.workers),
@@ -248,5 +264,7 @@ def _serve(args: argparse.Namespace) -> int:
             drift_window_s=args.drift_window,
             drift_interval_s=args.drift_interval,
             drift_min_rows=args.drift_min_rows,
+            feedback=feedback_config,
+            request_log=request_log_config,
         )
     )

@@ -24,6 +24,7 @@ from modelops.resources.naming import (
     service_name,
     track_service_name,
 )
+from modelops.resources.storage import credentials_env_from, model_store_mounts
 
 MODEL_DIR = "/models/current"
 PRESTOP_SLEEP_SECONDS = 3
@@ -105,6 +106,8 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
     s = spec.serving
     labels = {**common_labels(name), LABEL_REVISION: revision, LABEL_MODEL: spec.model.name,
               LABEL_VERSION: spec.model.version, LABEL_COMPONENT: "server"}
+    store_volumes, store_mounts = model_store_mounts(spec.model.uri)
+    env_from = {"envFrom": credentials_env_from(spec.model.credentials_secret)} if spec.model.credentials_secret else {}
     container: dict[str, Any] = {
         "name": "server",
         "image": s.image,
@@ -118,6 +121,7 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
                           "periodSeconds": 10, "failureThreshold": 3},
         "env": [{"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/metrics"}],
+        **env_from,
         # Keep serving while endpoint removal reaches every proxy, then drain (SIGTERM).
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": _CONTAINER_SECURITY,
@@ -134,8 +138,10 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         "args": fetch_args(spec),
         # A failed verification's message (expected vs actual digest) becomes the pod's status.
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        **env_from,
         "securityContext": _CONTAINER_SECURITY,
-        "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"},
+                         *store_mounts],
     }
     return {
         "apiVersion": "apps/v1",
@@ -164,7 +170,7 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
                     "securityContext": _POD_SECURITY,
                     "initContainers": [init],
                     "containers": [container],
-                    "volumes": [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                    "volumes": [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}, *store_volumes],
                     **({"nodeSelector": dict(s.node_selector)} if s.node_selector else {}),
                     **({"tolerations": [t.wire() for t in s.tolerations]} if s.tolerations else {}),
                 },

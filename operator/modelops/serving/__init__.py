@@ -8,7 +8,9 @@ decoding), ``loader`` (safe loading, fast predictor), ``metrics`` (Prometheus, m
 Endpoints: ``GET /v2/health/live``, ``GET /v2/health/ready`` (503 while draining), ``GET /v2``,
 ``GET /v2/models/<name>[/versions/<v>]``, ``GET .../ready``, ``POST .../infer`` (JSON or the binary
 tensor extension; outputs ``predict`` and, for classifiers, ``predict_proba``),
-``GET /v1/models``, ``GET /v1/models/<name>``, ``POST /v1/models/<name>:predict``, ``GET /metrics``.
+``GET /v1/models``, ``GET /v1/models/<name>``, ``POST /v1/models/<name>:predict``, ``GET /metrics``,
+``POST /v2/models/<name>[/versions/<v>]/feedback`` (ground-truth labels by request id: ``feedback``;
+sampled requests and labels as Parquet: ``datalog``; storage URIs: ``objectstore``).
 
 Metrics (labels model, version, revision on all): ``modelops_requests_total{code}`` (inference
 requests only, probes excluded), ``modelops_request_duration_seconds``, ``modelops_batch_size``,

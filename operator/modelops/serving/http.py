@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from modelops.serving import protocol
+from modelops.serving import feedback, protocol
 from modelops.serving.drift_monitor import SharedRing
 from modelops.serving.loader import Predictor
 from modelops.serving.metrics import RequestMetrics, render
@@ -216,6 +216,7 @@ class App:
         self.config = config
         self.metrics = metrics
         self.ring = ring
+        self.served: feedback.ServedHooks | None = None  # feedback + request log (serving/feedback.py)
         self.connections: set[HttpConnection] = set()
         self.open_connections = 0
         self.inflight = 0
@@ -418,6 +419,9 @@ class HttpConnection(asyncio.Protocol):
                 if rest == b"/infer":
                     self._infer(body, ihcl, started, v2=True)
                     return
+                if rest == feedback.FEEDBACK_SUFFIX:
+                    self._send(*feedback.answer(app.served, body))
+                    return
             elif path.startswith(app.v1_prefix) and path[len(app.v1_prefix) :] == b":predict":
                 self._infer(body, ihcl, started, v2=False)
                 return
@@ -511,6 +515,8 @@ class HttpConnection(asyncio.Protocol):
             log.exception("unexpected error decoding a request")
             self._answer_infer(400, protocol.error_body(f"could not decode request: {type(exc).__name__}"), started)
             return
+        if v2 and req.request_id is None and app.served is not None:
+            req.request_id = feedback.new_request_id()  # the client labels the answer by this id
         want_proba = any(name == "predict_proba" for name, _ in req.outputs)
         app.inflight += 1
         self.waiting_batch = True
@@ -521,6 +527,8 @@ class HttpConnection(asyncio.Protocol):
             if results is None:
                 self._answer_infer(500, protocol.error_body(error or "prediction failed"), started)
                 return
+            if app.served is not None and req.request_id is not None:
+                app.served.predicted(req.request_id, req.rows, results["predict"])
             self._respond_infer(req, results, v2, started)
 
         app.batcher.submit(Pending(req.rows, want_proba, done))

@@ -162,3 +162,70 @@ class DriftGauges:
 
     def set_window_rows(self, rows: int) -> None:
         self._window_rows.set(rows)
+
+
+class FeedbackCounters:
+    """Per-worker counts of feedback labels by outcome (joined / unknown / expired)."""
+
+    def __init__(self, model: str, version: str, revision: str) -> None:
+        from prometheus_client import Counter
+
+        counter = Counter(
+            "modelops_feedback_labels",
+            "Ground-truth labels received, by whether they joined a remembered prediction.",
+            [*LABELS, "outcome"],
+            registry=None,
+        )
+        self._children = {o: counter.labels(model, version, revision, o) for o in ("joined", "unknown", "expired")}
+
+    def count(self, counts: Any) -> None:
+        for outcome, n in counts.as_dict().items():
+            if n:
+                self._children[outcome].inc(n)
+
+
+class QualityGauges:
+    """Rolling accuracy (classifiers) or MAE (regressors) from feedback, written by the supervisor only."""
+
+    def __init__(self, model: str, version: str, revision: str, task: str) -> None:
+        from prometheus_client import Gauge
+
+        values = (model, version, revision)
+        if task == "classification":
+            name, doc = "modelops_feedback_accuracy", "Share of labelled predictions that were right, over the window."
+        else:
+            name, doc = "modelops_feedback_mae", "Mean absolute error of labelled predictions, over the window."
+        self._quality = Gauge(name, doc, LABELS, multiprocess_mode="mostrecent", registry=None).labels(*values)
+        self._samples = Gauge(
+            "modelops_feedback_window_samples",
+            "Labelled predictions inside the feedback quality window.",
+            LABELS,
+            multiprocess_mode="mostrecent",
+            registry=None,
+        ).labels(*values)
+
+    def set_quality(self, value: float) -> None:
+        self._quality.set(value)
+
+    def set_samples(self, samples: int) -> None:
+        self._samples.set(samples)
+
+
+class RequestLogCounters:
+    """Per-worker counts of the request log: rows queued for writing and rows dropped (queue full)."""
+
+    def __init__(self, model: str, version: str, revision: str) -> None:
+        from prometheus_client import Counter
+
+        counter = Counter(
+            "modelops_request_log_rows",
+            "Sampled inference rows handed to the request log, by outcome (queued, dropped, written, failed).",
+            [*LABELS, "outcome"],
+            registry=None,
+        )
+        self._children = {
+            o: counter.labels(model, version, revision, o) for o in ("queued", "dropped", "written", "failed")
+        }
+
+    def inc(self, outcome: str, n: int = 1) -> None:
+        self._children[outcome].inc(n)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelops.serving.datalog import RequestLogConfig
+from modelops.serving.feedback import FeedbackConfig, FeedbackPlumbing
 from modelops.serving.loader import LoadedModel, ModelLoadError, Predictor, load_model_dir
 
 log = logging.getLogger("modelops.serve")
@@ -53,6 +55,8 @@ class ServeConfig:
     ring_capacity: int = 65536
     metrics_dir: Path | None = None
     backlog: int = 2048
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    request_log: RequestLogConfig | None = None  # --log-requests-to
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,6 +165,9 @@ class Supervisor:
         self.ring = SharedRing(workers, cfg.ring_capacity, len(meta.features))
         gauges = metrics.DriftGauges(self.name, self.version, self.revision)
         self.drift = DriftMonitor(meta, self.ring, cfg.drift_window_s, cfg.drift_min_rows, gauges)
+        classes = None if meta.task == "regression" else list(meta.classes)
+        self.feedback = FeedbackPlumbing(cfg.feedback, workers, classes, (self.name, self.version, self.revision),
+                                         meta.feature_names, cfg.request_log)
 
         try:
             self.sockets = _bind(cfg.host, cfg.port, workers, cfg.backlog)
@@ -206,6 +213,7 @@ class Supervisor:
         self.children[pid] = index
         self.spawned_at[index] = time.monotonic()
         self.drift.reset_worker(index)
+        self.feedback.reset_worker(index)
 
     def _worker(self, index: int, sock: socket.socket) -> int:
         from modelops.serving.worker import run_worker
@@ -227,6 +235,10 @@ class Supervisor:
                     self.drift.compute(now)
             except Exception:
                 log.exception("drift computation failed")
+            try:
+                self.feedback.tick(now)
+            except Exception:
+                log.exception("feedback quality computation failed")
             self._reap(restart=True)
         exit_code = self.exit_code
         # Stop accepting on every listener at once (shutdown acts on the socket all workers

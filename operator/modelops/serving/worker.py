@@ -95,6 +95,7 @@ def run_worker(sup: Supervisor, index: int, sock: socket.socket) -> int:
         revision=sup.revision,
     )
     app = App(loop, sup.predictor, spec, config, metrics, sup.ring, metadata_doc(spec, sup))
+    app.served = sup.feedback.hooks_for(index)
     server = loop.run_until_complete(loop.create_server(lambda: HttpConnection(app), sock=sock, backlog=cfg.backlog))
 
     def on_term() -> None:
@@ -106,6 +107,7 @@ def run_worker(sup: Supervisor, index: int, sock: socket.socket) -> int:
         loop.run_until_complete(app.drained)
     finally:
         loop.close()
+        app.served.close()  # the request log's last batch
     return 0
 
 

@@ -53,7 +53,7 @@ def test_pvc_uri(iris_joblib: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     fetch_model("pvc://models/iris/model.joblib", digest(iris_joblib), out, pvc_root=pvc_root)
     assert_clean(out)
-    with pytest.raises(FetchError, match=r"without '..'"):
+    with pytest.raises(FetchError, match=r"must not contain '\.\.'"):
         fetch_model("pvc://models/../etc/model.joblib", digest(iris_joblib), out, pvc_root=pvc_root)
 
 
