@@ -412,8 +412,8 @@ class DriftMonitoring(Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("self.threshold > 0.0", "threshold must be above 0: every PSI is, so 0 reports drift always",
-                    ".threshold"),
+                cel("self.threshold > 0.0",
+                    "threshold must be above 0: a PSI is never below 0, so 0 reports drift always", ".threshold"),
                 cel(duration_at_least("window", "1s"), "window must be at least 1s", ".window"),
             ]
         }
