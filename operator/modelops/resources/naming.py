@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -52,6 +53,39 @@ def revision_of(namespace: str, name: str, spec: ModelDeploymentSpec) -> str:
     }
     digest = hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()
     return digest[:REVISION_LENGTH]
+
+
+# What the revision hash of operator 0.1.0 covered (every field, defaults included), so that the
+# revisions it made are still recognised: see `desired_revision`.
+_LEGACY_MODEL: set[str] = {"name", "version", "uri", "sha256", "format"}
+_LEGACY_SERVING: dict[str, Any] = {
+    **dict.fromkeys(("replicas", "image", "workers", "port", "resources", "node_selector", "tolerations"), True),
+    "batching": {"max_batch_size", "max_latency_ms"},
+}
+
+
+def legacy_revision_of(namespace: str, name: str, spec: ModelDeploymentSpec) -> str:
+    """The revision operator 0.1.0 gave this spec: defaults included, fields it did not know left out."""
+    runs = {
+        "owner": f"{namespace}/{name}",
+        "model": spec.model.model_dump(by_alias=True, exclude_none=True, mode="json", include=_LEGACY_MODEL),
+        "serving": spec.serving.model_copy(update={"replicas": 0}).model_dump(
+            by_alias=True, exclude_none=True, mode="json", include=_LEGACY_SERVING),
+    }
+    digest = hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()
+    return digest[:REVISION_LENGTH]
+
+
+def desired_revision(namespace: str, name: str, spec: ModelDeploymentSpec, running: Iterable[str | None]) -> str:
+    """The revision the controller should want for `spec`, given the revisions running now (stable, canary).
+
+    Normally `revision_of`. But a track an older operator started for this very spec carries that
+    operator's hash of it; wanting the new hash would re-canary every model on the upgrade that
+    changed the hash. So a running revision equal to the legacy hash of this spec is kept, until the
+    user changes what the pods run.
+    """
+    legacy = legacy_revision_of(namespace, name, spec)
+    return legacy if legacy in set(running) else revision_of(namespace, name, spec)
 
 
 def deployment_name(mdep: str, revision: str) -> str:

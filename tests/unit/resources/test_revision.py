@@ -4,11 +4,13 @@ model or the serving template does."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
 from modelops.api.models import ModelDeploymentSpec, Serving
-from modelops.resources.naming import revision_of
+from modelops.resources.naming import desired_revision, legacy_revision_of, revision_of
 from pydantic import Field
 
 WRITTEN: dict[str, Any] = {
@@ -73,3 +75,48 @@ def test_every_user_written_change_changes_the_revision(change: dict[str, Any]) 
 def test_the_owner_is_part_of_the_revision() -> None:
     assert revision_of("other", "iris", spec()) != revision_of("ns", "iris", spec())
     assert revision_of("ns", "wine", spec()) != revision_of("ns", "iris", spec())
+
+
+# ------------------------------------------------------------------ revisions made by operator 0.1.0
+
+
+# An object as the API server stored it under operator 0.1.0's CRD: its defaults filled in.
+STORED_0_1_0: dict[str, Any] = {
+    "model": {"name": "iris", "version": "1", "uri": "file:///m/model.joblib", "sha256": "a" * 64,
+              "format": "joblib"},
+    "serving": {"replicas": 3, "image": "modelops-operator:0.1.0", "workers": 2, "port": 8080,
+                "batching": {"maxBatchSize": 32, "maxLatencyMs": 2.0}},
+}
+
+
+def revision_of_0_1_0(namespace: str, name: str, stored: dict[str, Any]) -> str:
+    """The hash operator 0.1.0 computed (its `revision_of`), over the wire form it saw."""
+    runs = {"owner": f"{namespace}/{name}", "model": stored["model"], "serving": {**stored["serving"], "replicas": 0}}
+    return hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def test_the_legacy_hash_is_the_one_operator_0_1_0_made() -> None:
+    extra = {"resources": {"requests": {"cpu": "1"}}, "tolerations": [{"key": "gpu", "operator": "Exists"}]}
+    for stored in (STORED_0_1_0, {**STORED_0_1_0, "serving": {**STORED_0_1_0["serving"], **extra}}):
+        parsed = ModelDeploymentSpec.model_validate(stored)
+        assert legacy_revision_of("ns", "iris", parsed) == revision_of_0_1_0("ns", "iris", stored)
+
+
+def test_upgrading_from_0_1_0_keeps_running_tracks_and_starts_no_canary() -> None:
+    current = ModelDeploymentSpec.model_validate(STORED_0_1_0)
+    made_by_0_1_0 = revision_of_0_1_0("ns", "iris", STORED_0_1_0)
+    assert made_by_0_1_0 != revision_of("ns", "iris", current)  # the hash itself changed in this release
+    assert desired_revision("ns", "iris", current, (made_by_0_1_0, None)) == made_by_0_1_0
+    assert desired_revision("ns", "iris", current, ("someother01", made_by_0_1_0)) == made_by_0_1_0  # a canary
+    # Fields this release adds with defaults (a newer Serving) do not hide the old revision either.
+
+    class NewerServing(Serving):
+        grpc_port: int = Field(default=9000)
+
+    upgraded = current.model_copy(
+        update={"serving": NewerServing.model_validate({**current.serving.model_dump(), "grpc_port": 9000})})
+    assert desired_revision("ns", "iris", upgraded, (made_by_0_1_0,)) == made_by_0_1_0
+    # Once the user changes what the pods run, the new hash is wanted.
+    newer = current.model_copy(update={"model": current.model.model_copy(update={"version": "2"})})
+    assert desired_revision("ns", "iris", newer, (made_by_0_1_0,)) == revision_of("ns", "iris", newer)
+    assert desired_revision("ns", "iris", current, ()) == revision_of("ns", "iris", current)
