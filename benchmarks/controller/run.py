@@ -39,7 +39,7 @@ def _kwok_manifest(name: str, version: str, steps: list[dict[str, Any]]) -> dict
             "spec": {"model": {"name": "iris", "version": version, "uri": "file:///models/iris/model.skops",
                                "format": "skops"},
                      "serving": {"replicas": 4},
-                     "rollout": {"steps": steps, "analysis": {"metrics": []}}}}
+                     "rollout": {"steps": steps, "analysis": {"disabled": True}}}}
 
 
 def bench_canary_creation(cluster: localcluster.Cluster, namespace: str, n: int) -> list[float]:

@@ -27,7 +27,7 @@ NAMESPACE = "demo"
 NAME = "iris"
 STEPS = [{"setWeight": 10}, {"pause": {"duration": "5s"}}, {"setWeight": 50}, {"analysis": {"count": 2}}]
 METRICS = [{"name": "errors", "builtin": "errorRate", "max": 0.02},
-           {"name": "p99", "builtin": "latencyP99", "max": 0.25, "vsStable": {"maxIncrease": 2.0}}]
+           {"name": "p99", "builtin": "latencyP99", "max": 0.25, "vsStable": {"maxIncrease": 1.0}}]
 
 
 def say(text: str) -> None:

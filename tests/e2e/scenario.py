@@ -72,7 +72,8 @@ def manifest(name: str, model: TrainedModel, *, replicas: int = 2, steps: list[d
         },
     }
     if prometheus_url:
-        spec["monitoring"] = {"prometheusUrl": prometheus_url}
+        # The test Prometheus scrapes every second (tests/cluster/prometheus.py): windows of 4s.
+        spec["monitoring"] = {"prometheusUrl": prometheus_url, "scrapeInterval": "1s"}
     return {"apiVersion": "modelops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
             "spec": spec}
 

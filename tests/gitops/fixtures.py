@@ -66,7 +66,7 @@ def progressing() -> World:
 
 
 def paused() -> World:
-    world = _deployed(steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}], analysis={"metrics": []})
+    world = _deployed(steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}], analysis={"disabled": True})
     world.roll_out("2")
     return _advance(world, lambda w: w.status.phase == "Paused")
 
@@ -90,7 +90,7 @@ def inconclusive() -> World:
 
 
 def promoting() -> World:
-    world = _deployed(steps=[{"setWeight": 50}], analysis={"metrics": []})
+    world = _deployed(steps=[{"setWeight": 50}], analysis={"disabled": True})
     world.roll_out("2")
     world.auto_ready = False
     world.tick()
@@ -101,7 +101,7 @@ def promoting() -> World:
 
 
 def rolling_back() -> World:
-    world = _deployed(analysis={"metrics": []})
+    world = _deployed(analysis={"disabled": True})
     world.roll_out("2")
     _advance(world, lambda w: w.status.canary is None and w.status.stable is not None
              and w.status.stable.model_version == "2")

@@ -26,7 +26,7 @@ def _mdep(version: str) -> dict[str, Any]:
             "spec": {"model": {"name": "iris", "version": version, "uri": "file:///m/model.skops", "format": "skops"},
                      "serving": {"replicas": 2},
                      "rollout": {"traffic": {"router": "GatewayAPI", "httpRoute": {"name": "gw"}},
-                                 "steps": [{"setWeight": 20}, {"pause": {}}], "analysis": {"metrics": []}}}}
+                                 "steps": [{"setWeight": 20}, {"pause": {}}], "analysis": {"disabled": True}}}}
 
 
 ROUTE = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "gw"},

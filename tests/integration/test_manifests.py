@@ -185,8 +185,6 @@ def test_operator_runs_with_the_shipped_cluster_wide_rbac(cluster: Cluster, name
         rbac.remove_rbac(cluster, rbac.rbac_objects())
 
 
-@pytest.mark.xfail(strict=True, reason="controller.kube.list_mdeps lists ModelDeployments cluster-wide "
-                   "(list_cluster_custom_object), which a namespaced install may not; strict: fails once fixed")
 def test_operator_runs_with_the_shipped_namespaced_rbac(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     objs = rbac.rbac_objects(namespace)
     try:

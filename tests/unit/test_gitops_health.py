@@ -22,16 +22,9 @@ def test_argocd_health(name: str) -> None:
         assert message == obj["status"]["message"]
 
 
-# The machine sets Reconciling=True next to Stalled=True when pods cannot start (and when analysis stays
-# inconclusive past its limit); kstatus reads Reconciling first and reports InProgress, so Flux waits for
-# its timeout instead of failing at once. kstatus asks for Reconciling=False while Stalled=True: a fix
-# in modelops.rollout.machine._conditions. Strict: this fails as soon as the machine is fixed.
-KSTATUS_GAPS = {"deploying-pods-failing"}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="Reconciling=True next to Stalled=True"))
-    if n in KSTATUS_GAPS else n for n in sorted(FIXTURES)])
+@pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_flux_kstatus(name: str) -> None:
     result = kstatus_probe.compute(FIXTURES[name])
     assert result["status"] == fixtures.EXPECTED[name][1], f"{name}: {result}"

@@ -1,8 +1,9 @@
 """The metric-provider interface (à la Flagger: one small Protocol, chosen by a factory).
 
 The controller builds an `AnalysisTarget` when `modelops.rollout.machine.analysis_due` says a run is
-due, asks `provider_for(spec, session)` for the provider, awaits `measure`, and hands the readings
-to the state machine as an `Observed.measurement`. Adding a provider is adding one module.
+due, asks `provider_for(spec, session, prometheus_allow=...)` for the provider, awaits `measure` for
+`spec.rollout.analysis.effective_metrics()`, and hands the readings to the state machine as an
+`Observed.measurement`. Adding a provider is adding one module.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Protocol
 
 import aiohttp
 
+from modelops.analysis import queries
+from modelops.analysis.allowlist import AllowedPrometheus, prometheus_allowed, refusal
 from modelops.analysis.judging import MetricReading
 from modelops.api.models import Metric, ModelDeploymentSpec, parse_duration
 
@@ -41,7 +44,7 @@ class AnalysisTarget:
     model: str  # spec.model.name, the `model` label of the server's metrics
     canary: TrackTarget
     stable: TrackTarget | None
-    window: timedelta  # spec.rollout.analysis.interval: canary and stable over the same window
+    window: timedelta  # `analysis_window(spec)`: canary and stable over the same window
 
 
 class MetricProvider(Protocol):
@@ -53,19 +56,43 @@ class MetricProvider(Protocol):
 
 
 def analysis_window(spec: ModelDeploymentSpec) -> timedelta:
-    return parse_duration(spec.rollout.analysis.interval)
+    """The PromQL window of a measurement: the analysis interval, but never under four scrapes."""
+    return queries.query_window(parse_duration(spec.rollout.analysis.interval),
+                                parse_duration(spec.monitoring.scrape_interval))
+
+
+class RefusedProvider:
+    """What a prometheusUrl off the operator's allow-list gets: Error readings, and no request."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    async def measure(self, metrics: Sequence[Metric], target: AnalysisTarget) -> tuple[MetricReading, ...]:
+        return failed_readings(metrics, self.message)
+
+    async def is_online(self) -> bool:
+        return False
 
 
 def provider_for(
-    spec: ModelDeploymentSpec, session: aiohttp.ClientSession, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    spec: ModelDeploymentSpec,
+    session: aiohttp.ClientSession,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    *,
+    prometheus_allow: Sequence[AllowedPrometheus] = (),
 ) -> MetricProvider:
-    """Prometheus when spec.monitoring.prometheusUrl is set, otherwise a direct scrape of the pods."""
+    """Prometheus when spec.monitoring.prometheusUrl is set and on the operator's allow-list
+    (`prometheus_allow`, from `--prometheus-allow`; empty: no Prometheus may be queried), a provider
+    of Error readings when it is set but not allowed, otherwise a direct scrape of the pods."""
     # Imported here so that each provider module stays optional for the other's users.
     from modelops.analysis.prometheus import PrometheusProvider
     from modelops.analysis.scrape import ScrapeProvider
 
-    if spec.monitoring.prometheus_url:
-        return PrometheusProvider(spec.monitoring.prometheus_url, session, timeout=timeout)
+    url = spec.monitoring.prometheus_url
+    if url:
+        if not prometheus_allowed(url, prometheus_allow):
+            return RefusedProvider(refusal(url))
+        return PrometheusProvider(url, session, timeout=timeout)
     return ScrapeProvider(session, timeout=timeout)
 
 

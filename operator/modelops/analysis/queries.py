@@ -1,8 +1,9 @@
 """PromQL for the builtin metrics and variable substitution in custom queries (pure).
 
-Used by `prometheus.py`. Builtins read the model server's metrics, selected by the `model` and
-`revision` labels the server puts on every series (the revision is the Deployment's, so the canary
-and stable tracks are told apart without relying on Prometheus' target labels):
+Used by `prometheus.py` (and `provider.analysis_window` for the window). Builtins read the model
+server's metrics, selected by the `model` and `revision` labels the server puts on every series (the
+revision is the Deployment's, so the canary and stable tracks are told apart without relying on
+Prometheus' target labels):
 
 - errorRate: server errors (5xx) / all requests. 4xx are the client's fault (bad input) and do not
   count against a model; a model that rejects valid input shows up in 5xx or in its own metric.
@@ -15,12 +16,21 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from modelops.api.models import SCRAPES_PER_WINDOW
+
 REQUESTS = "modelops_requests_total"
 DURATION_BUCKET = "modelops_request_duration_seconds_bucket"
 PREDICTION_DRIFT = "modelops_prediction_drift_psi"
 FEATURE_DRIFT = "modelops_feature_drift_psi"
 
 _VARIABLE = re.compile(r"\$(revision|track|namespace|name|interval|model)\b")
+
+
+def query_window(interval: timedelta, scrape_interval: timedelta) -> timedelta:
+    """The range of every PromQL query of a measurement: the analysis interval, but at least
+    `SCRAPES_PER_WINDOW` scrape intervals, so that `rate()` and `increase()` see enough samples
+    (a window of one scrape interval is empty about half the time, and analysis never concludes)."""
+    return max(interval, SCRAPES_PER_WINDOW * scrape_interval)
 
 
 def promql_duration(window: timedelta) -> str:

@@ -37,6 +37,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def duration_at_least(field: str, minimum: str) -> str:
+    """A CEL rule: the duration in `field` (if set and well-formed) is at least `minimum`.
+
+    The pattern check reports a malformed value by itself; the guard keeps `duration()` from failing
+    on it, so the message the user reads names the pattern, not a CEL evaluation error.
+    """
+    pattern = DURATION.replace("\\", "\\\\")  # a CEL string literal reads `\.` as an escape
+    return (f"!has(self.{field}) || !self.{field}.matches('{pattern}') || "
+            f"duration(self.{field}) >= duration('{minimum}')")
+
+
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
     """One `x-kubernetes-validations` entry."""
     entry: dict[str, Any] = {"rule": rule, "message": message}
@@ -194,6 +205,18 @@ class Traffic(Model):
 class Pause(Model):
     """A pause: timed when `duration` is set, otherwise until promoted."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    duration_at_least("duration", "1ms"),
+                    "a pause of 0s does not wait: leave out the step, or leave out duration to wait for promote",
+                    ".duration",
+                )
+            ]
+        }
+    )
+
     duration: Duration | None = None
 
 
@@ -223,7 +246,12 @@ class Step(Model):
 class VsStable(Model):
     """Compare the canary with the stable track over the same window."""
 
-    max_increase: float = Field(ge=0, le=100, description="Allowed relative increase, 0.2 = 20%.")
+    max_increase: float = Field(
+        ge=0,
+        le=1,
+        description="Allowed relative increase, 0.2 = 20%; at most 1 (100%): beyond that the comparison hardly "
+        "ever trips.",
+    )
 
 
 class PrometheusQuery(Model):
@@ -235,6 +263,8 @@ class PrometheusQuery(Model):
 
 
 BuiltinMetric = Literal["errorRate", "latencyP99", "predictionDrift", "featureDrift"]
+# Builtins that are never negative and have no upper bound (seconds, PSI).
+_POSITIVE_BUILTINS = "['latencyP99', 'predictionDrift', 'featureDrift']"
 
 
 class Metric(Model):
@@ -254,6 +284,34 @@ class Metric(Model):
                     "min must not exceed max",
                     ".min",
                 ),
+                # Limits a builtin's value can never cross make a gate that never trips (or always does).
+                cel(
+                    "!has(self.builtin) || self.builtin != 'errorRate' || !has(self.max) || "
+                    "(self.max >= 0.0 && self.max < 1.0)",
+                    "max of errorRate must be at least 0 and below 1: an error rate is a share between 0 and 1, "
+                    "so max 1 or more never trips",
+                    ".max",
+                ),
+                cel(
+                    "!has(self.builtin) || self.builtin != 'errorRate' || !has(self.min) || "
+                    "(self.min > 0.0 && self.min <= 1.0)",
+                    "min of errorRate must be above 0 and at most 1: an error rate is a share between 0 and 1",
+                    ".min",
+                ),
+                cel(
+                    f"!has(self.builtin) || !(self.builtin in {_POSITIVE_BUILTINS}) || !has(self.max) || "
+                    "self.max > 0.0",
+                    "max of latencyP99, predictionDrift or featureDrift must be above 0: the value is never "
+                    "below 0, so max 0 or less fails every canary",
+                    ".max",
+                ),
+                cel(
+                    f"!has(self.builtin) || !(self.builtin in {_POSITIVE_BUILTINS}) || !has(self.min) || "
+                    "self.min > 0.0",
+                    "min of latencyP99, predictionDrift or featureDrift must be above 0: the value is never "
+                    "below 0, so min 0 or less never trips",
+                    ".min",
+                ),
             ]
         }
     )
@@ -266,6 +324,16 @@ class Metric(Model):
     vs_stable: VsStable | None = None
 
 
+# What judges a canary when spec.rollout.analysis.metrics is left out: no analysis must be asked for
+# (`disabled: true`), never the result of a forgotten list. The error rate has an absolute limit
+# (1% of requests answered 5xx); p99 latency is compared with the stable track in the same window,
+# with room for the noise of a p99 over few requests.
+DEFAULT_METRICS: tuple[Metric, ...] = (
+    Metric(name="error-rate", builtin="errorRate", max=0.01),
+    Metric(name="latency-p99", builtin="latencyP99", vs_stable=VsStable(max_increase=0.5)),
+)
+
+
 class Analysis(Model):
     model_config = ConfigDict(
         json_schema_extra={
@@ -274,23 +342,81 @@ class Analysis(Model):
                     "!has(self.metrics) || self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
                     "metric names must be unique",
                     ".metrics",
-                )
+                ),
+                cel(
+                    "!has(self.metrics) || self.metrics.size() > 0",
+                    "metrics is empty: leave it out for the default metrics (error rate, p99 against stable), "
+                    "or set disabled: true to promote on the steps alone",
+                    ".metrics",
+                ),
+                cel(
+                    "!has(self.disabled) || !self.disabled || !has(self.metrics)",
+                    "disabled: true and metrics contradict each other: remove one of them",
+                    ".disabled",
+                ),
+                cel(
+                    duration_at_least("interval", "1s"),
+                    "interval must be at least 1s: a 0s interval never waits between runs",
+                    ".interval",
+                ),
             ]
         }
     )
 
-    interval: Duration = "30s"
+    disabled: bool = Field(
+        default=False,
+        description="No analysis: the canary advances on its steps alone. Leaving metrics out does not do "
+        "this; it gives the default metrics.",
+    )
+    interval: Duration = Field(default="30s", description="Time between analysis runs (at least 1s).")
     failure_limit: int = Field(default=2, ge=0, le=100, description="Failed measurements tolerated.")
     inconclusive_limit: int = Field(default=5, ge=0, le=1000, description="Inconclusive ones before the rollout holds.")
-    min_requests: int = Field(default=20, ge=0, le=1_000_000, description="Requests needed before any verdict.")
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Canary requests in the window needed before any verdict (at least 1: a canary that "
+        "served nothing is never judged).",
+    )
     no_data: Literal["Inconclusive", "Failed"] = "Inconclusive"
-    metrics: list[Metric] = Field(default_factory=list, max_length=16)
+    # A list (not None) when left out, as before: the CRD gets no default for it, so `has()` in the
+    # rules above still tells "left out" from "written empty"; `effective_metrics` treats both alike.
+    metrics: list[Metric] = Field(
+        default_factory=list,
+        max_length=16,
+        description="What judges the canary. Left out: error-rate (errorRate max 0.01) and latency-p99 "
+        "(latencyP99 at most 50% above stable). An empty list is refused; say disabled: true instead.",
+    )
+
+    def effective_metrics(self) -> tuple[Metric, ...]:
+        """The metrics that judge the canary: none when disabled, the defaults when left out.
+
+        An empty list (refused at apply time, but possibly stored by an older CRD) also gets the
+        defaults: silence must never mean "promote on timers".
+        """
+        if self.disabled:
+            return ()
+        return tuple(self.metrics) if self.metrics else DEFAULT_METRICS
+
+
+_ANALYSIS_OFF = "(has(self.analysis) && has(self.analysis.disabled) && self.analysis.disabled)"
 
 
 class Rollout(Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
+                cel(
+                    f"{_ANALYSIS_OFF} || !has(self.steps) || self.steps.exists(s, has(s.setWeight))",
+                    "steps need a setWeight while analysis is on: a canary that carries no traffic is never "
+                    "judged (no steps at all would promote it unjudged); add one, or set analysis.disabled: true",
+                    ".steps",
+                ),
+                cel(
+                    f"!{_ANALYSIS_OFF} || !has(self.steps) || !self.steps.exists(s, has(s.analysis))",
+                    "an analysis step cannot pass with analysis.disabled: true: remove the step or the flag",
+                    ".steps",
+                ),
                 cel(
                     "!has(self.steps) || (self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted() && "
                     "self.steps.filter(s, has(s.setWeight)).all(s, "
@@ -317,16 +443,46 @@ class Rollout(Model):
 
 
 class DriftMonitoring(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.threshold > 0.0",
+                    "threshold must be above 0: a PSI is never below 0, so 0 reports drift always", ".threshold"),
+                cel(duration_at_least("window", "1s"), "window must be at least 1s", ".window"),
+            ]
+        }
+    )
+
     threshold: float = Field(default=0.2, ge=0, le=10, description="PSI above which drift is reported.")
     window: Duration = "10m"
 
 
+# A PromQL window must hold several scrapes: `rate()` needs two samples, and with one scrape per
+# window (the window equal to the scrape interval) it is empty half the time.
+SCRAPES_PER_WINDOW = 4
+
+
 class Monitoring(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(duration_at_least("scrapeInterval", "1s"), "scrapeInterval must be at least 1s",
+                    ".scrapeInterval"),
+            ]
+        }
+    )
+
     prometheus_url: str | None = Field(
         default=None,
         max_length=2048,
         pattern=r"^https?://[^\s]+$",
-        description="Prometheus to query; without it the operator scrapes the pods directly.",
+        description="Prometheus to query (it must be in the operator's --prometheus-allow list); without it "
+        "the operator scrapes the pods directly.",
+    )
+    scrape_interval: Duration = Field(
+        default="30s",
+        description=f"How often that Prometheus scrapes the serving pods. PromQL windows span at least "
+        f"{SCRAPES_PER_WINDOW} scrape intervals (or the analysis interval, if longer).",
     )
     drift: DriftMonitoring = Field(default_factory=DriftMonitoring)
 
@@ -623,6 +779,13 @@ class ModelDeploymentSpec(Model):
         for step in value.steps:
             if step.pause and step.pause.duration:
                 parse_duration(step.pause.duration)
+        return value
+
+    @field_validator("monitoring")
+    @classmethod
+    def _monitoring_durations_parse(cls, value: Monitoring) -> Monitoring:
+        parse_duration(value.scrape_interval)
+        parse_duration(value.drift.window)
         return value
 
 

@@ -23,6 +23,9 @@ def register(commands: Any) -> None:
                      help="seconds a Lease holds without renewal; renew deadline and retry follow from it")
     run.add_argument("--resync", type=float, default=300.0,
                      help="seconds between re-queues of every cached object (no API calls)")
+    run.add_argument("--prometheus-allow", action="append", default=[], metavar="URL_OR_HOST",
+                     help="a Prometheus that spec.monitoring.prometheusUrl may name (http(s)://host[:port][/path], "
+                          "host[:port] or *.domain; repeat the flag). None given: analysis never queries Prometheus")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
 
@@ -32,6 +35,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from modelops.analysis.allowlist import parse_allow_list
     from modelops.controller.runner import OperatorConfig, run_operator
 
     if args.workers < 1:
@@ -40,7 +44,12 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=list(args.namespace), workers=args.workers,
         metrics_port=args.metrics_port or None, leader_elect=args.leader_elect,
         lease_namespace=args.lease_namespace, lease_name=args.lease_name,
-        lease_duration=args.lease_duration, resync_seconds=args.resync)
+        lease_duration=args.lease_duration, resync_seconds=args.resync,
+        prometheus_allow=tuple(args.prometheus_allow))
+    try:
+        parse_allow_list(config.prometheus_allow)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     return run_operator(config, verbose=args.verbose)
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
 
+from modelops.analysis.allowlist import AllowedPrometheus
 from modelops.analysis.provider import (
     DEFAULT_TIMEOUT_SECONDS,
     AnalysisTarget,
@@ -48,7 +49,7 @@ from modelops.controller.status import (
     with_error,
 )
 from modelops.resources import builders
-from modelops.resources.naming import LABEL_REVISION, deployment_name, revision_of
+from modelops.resources.naming import LABEL_REVISION, deployment_name, desired_revision
 from modelops.retraining.actions import RetrainDecision
 from modelops.retraining.evaluator import desired_model, next_retraining
 from modelops.rollout import machine
@@ -95,8 +96,10 @@ class Reconciler:
     """Turns one queued key into status and actions; remembers only what is safe to forget."""
 
     def __init__(self, kube: Kube, cache: Cache, metrics: OperatorMetrics,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 prometheus_allow: Sequence[AllowedPrometheus] = ()) -> None:
         self.kube = kube
+        self.prometheus_allow = tuple(prometheus_allow)
         self.cache = cache
         self.metrics = metrics
         self.clock = clock
@@ -160,12 +163,14 @@ class Reconciler:
         route = self._route(spec, namespace)
         # A retrained candidate goes out through spec.rollout like any new version, without writing spec.
         model, _source = desired_model(spec, status)
-        spec_revision = revision_of(namespace, name, spec)
-        desired_revision = spec_revision if model == spec.model else revision_of(
-            namespace, name, spec.model_copy(update={"model": model}))
+        running = (status.stable.revision if status.stable else None,
+                   status.canary.revision if status.canary else None)
+        spec_revision = desired_revision(namespace, name, spec, running)
+        wanted = spec_revision if model == spec.model else desired_revision(
+            namespace, name, spec.model_copy(update={"model": model}), running)
         observed = Observed(
             generation=generation,
-            desired=DesiredRevision(revision=desired_revision, model=model),
+            desired=DesiredRevision(revision=wanted, model=model),
             deployments=observations,
             observed_weight=_observed_weight(spec, status, observations, route, name),
             measurement=await self._measure(spec, status, namespace, name, pods, now),
@@ -175,7 +180,8 @@ class Reconciler:
         new_status = decision.status
         retrain: RetrainDecision | None = None
         if spec.retraining is not None or status.retraining is not None:
-            seen = await self.retraining.observe(obj, spec, new_status, pods, self.session(), spec_revision)
+            seen = await self.retraining.observe(obj, spec, new_status, pods, self.session(), spec_revision,
+                                                 self.prometheus_allow)
             retrain = next_retraining(spec, new_status, seen, now, name)
             new_status = retrain.status
         problem = self.errors.get(key)
@@ -246,10 +252,10 @@ class Reconciler:
             stable=TrackTarget(stable_rev, endpoints(stable_rev)) if stable_rev else None,
             window=analysis_window(spec),
         )
-        metrics = spec.rollout.analysis.metrics
+        metrics = spec.rollout.analysis.effective_metrics()
+        provider = provider_for(spec, self.session(), prometheus_allow=self.prometheus_allow)
         try:
-            readings = await asyncio.wait_for(
-                provider_for(spec, self.session()).measure(metrics, target), DEFAULT_TIMEOUT_SECONDS + 5)
+            readings = await asyncio.wait_for(provider.measure(metrics, target), DEFAULT_TIMEOUT_SECONDS + 5)
         except TimeoutError:
             readings = failed_readings(metrics, f"measurement took over {DEFAULT_TIMEOUT_SECONDS + 5:.0f}s")
         return Measurement(canary_revision=status.canary.revision, taken_at=self.clock(), readings=readings)

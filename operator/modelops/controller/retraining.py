@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from modelops.analysis.allowlist import AllowedPrometheus, prometheus_allowed
 from modelops.analysis.prometheus import PrometheusProvider
 from modelops.analysis.provider import DEFAULT_TIMEOUT_SECONDS, ProviderError
 from modelops.analysis.scrape import parse_scrape
@@ -38,7 +39,7 @@ from modelops.retraining.observed import (
 )
 
 log = logging.getLogger(__name__)
-SIGNAL_PERIOD_SECONDS = 15.0
+SIGNAL_PERIOD_SECONDS = 5.0  # the servers recompute PSI every 5 s
 FEATURE_PSI = "modelops_feature_drift_psi"
 PREDICTION_PSI = "modelops_prediction_drift_psi"
 WINDOW_ROWS = "modelops_drift_window_rows"
@@ -57,7 +58,7 @@ class RetrainingShell:
 
     async def observe(self, obj: dict[str, Any], spec: ModelDeploymentSpec, status: ModelDeploymentStatus,
                       pods: Sequence[PodView], session: aiohttp.ClientSession, spec_revision: str,
-                      prometheus_allowed: Any = None) -> RetrainObserved:
+                      prometheus_allow: Sequence[AllowedPrometheus] = ()) -> RetrainObserved:
         """What the retraining loop sees this tick; signals only when their period is up."""
         meta = obj["metadata"]
         key = (str(meta["namespace"]), str(meta["name"]))
@@ -81,8 +82,9 @@ class RetrainingShell:
                 drift = _drift(pages, stable, parse_duration(triggers.drift.window).total_seconds())
             if triggers.quality is not None:
                 quality = _quality(pages, stable, triggers.quality.metric)
-        if triggers.promql is not None and spec.monitoring.prometheus_url:
-            provider = PrometheusProvider(spec.monitoring.prometheus_url, session)
+        url = spec.monitoring.prometheus_url
+        if triggers.promql is not None and url and prometheus_allowed(url, prometheus_allow):
+            provider = PrometheusProvider(url, session)
             try:
                 promql = PromQLReading(await provider.query(triggers.promql.query))
             except ProviderError as error:

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelops.analysis.allowlist import parse_allow_list
 from modelops.controller.cache import (
     Cache,
     keep_all,
@@ -53,6 +54,7 @@ class OperatorConfig:
     resync_seconds: float = 300.0
     backoff_base: float = 0.5
     backoff_cap: float = 300.0
+    prometheus_allow: tuple[str, ...] = ()  # --prometheus-allow: the Prometheus URLs analysis may query
 
 
 class Operator:
@@ -61,7 +63,8 @@ class Operator:
         self.metrics = OperatorMetrics()
         self.cache = Cache()
         self.kube = Kube(threads=config.workers, on_request=self.metrics.api)
-        self.reconciler = Reconciler(self.kube, self.cache, self.metrics)
+        self.reconciler = Reconciler(self.kube, self.cache, self.metrics,
+                                     prometheus_allow=parse_allow_list(config.prometheus_allow))
         self.queue: WorkQueue[Key] = WorkQueue(Backoff(config.backoff_base, config.backoff_cap),
                                                on_wait=self.metrics.queue_wait.observe)
         self.informers: list[Informer] = []

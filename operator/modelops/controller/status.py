@@ -36,6 +36,7 @@ def with_error(status: ModelDeploymentStatus, reason: str, message: str, now: dt
     stamp = format_time(now)
     conditions = list(status.conditions)
     conditions = cond.set_condition(conditions, cond.READY, "False", reason, message, stamp, generation)
+    conditions = cond.set_condition(conditions, cond.RECONCILING, "False", reason, message, stamp, generation)
     conditions = cond.set_condition(conditions, cond.STALLED, "True", reason, message, stamp, generation)
     text = message if not status.message else f"{message}; {status.message}"
     return status.model_copy(update={"conditions": conditions, "message": text[:2048]})

@@ -216,7 +216,7 @@ def next_state(
 def next_analysis_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
     """When the next analysis run of the canary is due; None when no run is wanted."""
     canary, analysis = status.canary, status.analysis
-    if not spec.rollout.analysis.metrics or canary is None or canary.aborted or canary.rollback:
+    if not spec.rollout.analysis.effective_metrics() or canary is None or canary.aborted or canary.rollback:
         return None
     if canary.step_index >= len(spec.rollout.steps) or analysis is None or analysis.started_at is None:
         return None
@@ -361,7 +361,7 @@ def _start_canary(tick: _Tick, target: _Target) -> None:
 
 def _start_analysis_clock(tick: _Tick) -> None:
     # Background analysis starts once the canary carries traffic; the first run is an interval later.
-    if not tick.spec.rollout.analysis.metrics or tick.observed_weight <= 0:
+    if not tick.spec.rollout.analysis.effective_metrics() or tick.observed_weight <= 0:
         return
     if tick.analysis is None:
         tick.analysis = AnalysisStatus(phase="Running", started_at=tick.now_text)
@@ -371,7 +371,7 @@ def _start_analysis_clock(tick: _Tick) -> None:
 
 def _record_measurement(tick: _Tick) -> None:
     measurement, canary = tick.observed.measurement, tick.canary
-    metrics = tick.spec.rollout.analysis.metrics
+    metrics = tick.spec.rollout.analysis.effective_metrics()
     if measurement is None or canary is None or not metrics or measurement.canary_revision != canary.revision:
         return
     last = tick.analysis.last_run_at if tick.analysis is not None else None
@@ -510,8 +510,8 @@ def _step_done(tick: _Tick, step: Step, weight: int) -> bool:
             return False
         return True
     if step.analysis is not None:
-        if not tick.spec.rollout.analysis.metrics:
-            tick.hold = "analysis step, but spec.rollout.analysis.metrics is empty: promote or add metrics"
+        if not tick.spec.rollout.analysis.effective_metrics():
+            tick.hold = "analysis step, but spec.rollout.analysis is disabled: promote or enable analysis"
             tick.stalled = (cond.REASON_NO_METRICS, tick.hold)
             return False
         if canary.analysis_step_successes < step.analysis.count:
@@ -527,7 +527,7 @@ def _analysis_allows_moving_on(tick: _Tick, last: bool) -> bool:
     Silence never promotes: no run yet, or a latest run without a verdict, keeps the step.
     """
     settings = tick.spec.rollout.analysis
-    if not settings.metrics:
+    if not settings.effective_metrics():
         return True
     analysis = tick.analysis
     if analysis is not None and analysis.phase == "Inconclusive":
@@ -574,7 +574,7 @@ def _ask_for_next_run(tick: _Tick) -> None:
     due = next_analysis_at(tick.spec, status)
     if due is not None:
         tick.wait((due - tick.now).total_seconds())
-    elif tick.spec.rollout.analysis.metrics and tick.analysis is None:
+    elif tick.spec.rollout.analysis.effective_metrics() and tick.analysis is None:
         tick.wait(READINESS_POLL_SECONDS)  # waiting for the canary to carry traffic
 
 
@@ -880,6 +880,8 @@ def _conditions(tick: _Tick, status: ModelDeploymentStatus, phase: str, message:
         put(cond.PROGRESSING, "True", cond.REASON_ROLLOUT_COMPLETE, message)
         put(cond.DEGRADED, "False", cond.REASON_AS_EXPECTED, "")
     if tick.stalled is not None:
+        # kstatus (Flux) reads Reconciling first: a stalled object must not also say it is getting there.
+        put(cond.RECONCILING, "False", tick.stalled[0], tick.stalled[1])
         put(cond.STALLED, "True", tick.stalled[0], tick.stalled[1])
     else:
         put(cond.STALLED, "False", cond.REASON_AS_EXPECTED, "")

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from modelops.analysis.allowlist import parse_allow_list
 from modelops.analysis.judging import judge_run
 from modelops.analysis.prometheus import PrometheusProvider
 from modelops.analysis.provider import AnalysisTarget, TrackTarget, provider_for
@@ -223,5 +224,7 @@ def test_factory_picks_prometheus_only_when_an_address_is_given():
     base: dict[str, Any] = {"model": {"name": "iris", "version": "1", "uri": "file:///m", "format": "skops"}}
     with_prom = ModelDeploymentSpec.model_validate({**base, "monitoring": {"prometheusUrl": "http://prom:9090"}})
     session = object()
-    assert isinstance(provider_for(with_prom, session), PrometheusProvider)  # type: ignore[arg-type]
+    allow = parse_allow_list(["prom:9090"])
+    assert isinstance(provider_for(with_prom, session, prometheus_allow=allow),  # type: ignore[arg-type]
+                      PrometheusProvider)
     assert isinstance(provider_for(ModelDeploymentSpec.model_validate(base), session), ScrapeProvider)  # type: ignore[arg-type]

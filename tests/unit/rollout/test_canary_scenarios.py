@@ -93,7 +93,7 @@ def test_canary_whose_pods_cannot_start_never_takes_traffic_and_says_why():
 
 
 def test_timed_pause_survives_an_operator_restart_with_the_same_remaining_time():
-    world = canary_v2_at_step(deployed_v1(analysis={"metrics": []}), 1)
+    world = canary_v2_at_step(deployed_v1(analysis={"disabled": True}), 1)
     started = world.status.canary.step_started_at
     world.wait(12)
     # The operator restarts: only the stored (JSON) status survives.
@@ -114,7 +114,7 @@ def test_timed_pause_survives_an_operator_restart_with_the_same_remaining_time()
 
 
 def test_a_user_pause_stops_the_clock_of_a_timed_pause():
-    world = canary_v2_at_step(deployed_v1(analysis={"metrics": []}), 1)  # pause 30s
+    world = canary_v2_at_step(deployed_v1(analysis={"disabled": True}), 1)  # pause 30s
     world.wait(10)
     left = 30 - (world.now - parse_time(world.status.canary.step_started_at)).total_seconds()
     world.command("pause")
@@ -231,7 +231,7 @@ def test_new_revision_mid_canary_restarts_at_step_zero_and_removes_the_old_canar
 
 def test_indefinite_pause_waits_for_promote():
     world = deployed_v1(steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}],
-                        analysis={"metrics": []})
+                        analysis={"disabled": True})
     world.roll_out("2")
     world.tick()
     world.tick()
@@ -276,7 +276,7 @@ def test_retry_after_abort_restarts_the_canary():
 
 
 def test_undo_within_bake_switches_back_quickly():
-    world = deployed_v1(bakeTime="10m", analysis={"metrics": []})
+    world = deployed_v1(bakeTime="10m", analysis={"disabled": True})
     world.roll_out("2")
     for _ in range(30):
         world.tick()
@@ -296,7 +296,7 @@ def test_undo_within_bake_switches_back_quickly():
 
 
 def test_undo_after_bake_brings_back_a_revision_from_history():
-    world = deployed_v1(analysis={"metrics": []})
+    world = deployed_v1(analysis={"disabled": True})
     world.roll_out("2")
     for _ in range(30):
         world.tick()

@@ -12,7 +12,7 @@ V1 = revision("1")
 
 
 def deployed_v1() -> World:
-    world = World(make_spec("1", analysis={"metrics": []}))
+    world = World(make_spec("1", analysis={"disabled": True}))
     world.tick()
     world.tick()
     assert world.status.phase == "Healthy" and world.status.stable is not None

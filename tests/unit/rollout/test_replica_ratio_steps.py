@@ -33,7 +33,7 @@ def drive_to_step(world: World, index: int) -> None:
 
 def test_set_weight_50_with_two_stable_replicas_carries_50_percent():
     world = world_with(2, steps=[{"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setWeight": 50},
-                                 {"pause": {}}], analysis={"metrics": []})
+                                 {"pause": {}}], analysis={"disabled": True})
     world.roll_out("2")
     drive_to_step(world, 1)
     assert world.status.canary.observed_weight == 33  # 1 canary pod next to 2: the closest to 10%
@@ -44,7 +44,7 @@ def test_set_weight_50_with_two_stable_replicas_carries_50_percent():
 
 
 def test_max_surge_binding_is_explained_in_status():
-    world = world_with(2, steps=[{"setWeight": 90}, {"pause": {}}], analysis={"metrics": []},
+    world = world_with(2, steps=[{"setWeight": 90}, {"pause": {}}], analysis={"disabled": True},
                        traffic={"router": "ReplicaRatio", "maxSurge": 10})
     world.roll_out("2")
     drive_to_step(world, 1)
@@ -56,7 +56,7 @@ def test_max_surge_binding_is_explained_in_status():
 
 
 def test_default_max_surge_is_the_replica_count():
-    world = world_with(3, steps=[{"setWeight": 75}, {"pause": {}}], analysis={"metrics": []})
+    world = world_with(3, steps=[{"setWeight": 75}, {"pause": {}}], analysis={"disabled": True})
     world.roll_out("2")
     drive_to_step(world, 1)
     assert world.deployments[V2] == [3, 3]
