@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelops.training.trainer import TrainOptions
 
 
 def register(commands: Any) -> None:
@@ -35,44 +38,47 @@ def _register_train(commands: Any) -> None:
     p.add_argument("--estimator", choices=["linear", "forest", "hgb"], default="linear")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bins", type=int, default=10, help="drift baseline bins per feature")
-    bad = p.add_argument_group("deliberately bad models (rollout tests and demos)")
-    bad.add_argument("--shuffle-labels", action="store_true", help="train on shuffled labels: a worse model")
-    bad.add_argument("--slow-ms", type=float, default=0.0, help="sleep this many ms in every predict call")
-    bad.add_argument("--fail-above", type=float, help="raise on rows whose --fail-feature exceeds this value")
-    bad.add_argument("--fail-feature", type=int, default=0, help="feature index checked by --fail-above")
+    p.add_argument("--shuffle-labels", action="store_true", help="train on shuffled labels: a deliberately worse model")
     p.set_defaults(func=_train)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from modelops.training.trainer import TrainOptions, train
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """The trainer's options from parsed `modelops train` arguments (tests extend them with wrappers)."""
+    from modelops.training.trainer import TrainOptions
+
+    return TrainOptions(
+        dataset=args.dataset,
+        output=args.output,
+        format=args.format,
+        target=args.target,
+        version=args.version,
+        name=args.name,
+        task=args.task,
+        estimator=args.estimator,
+        seed=args.seed,
+        bins=args.bins,
+        shuffle_labels=args.shuffle_labels,
+    )
+
+
+def run_train(opts: TrainOptions) -> int:
+    """Train, print one summary line, and return the exit code (2 for bad input)."""
+    from modelops.training.trainer import train
 
     try:
-        meta = train(
-            TrainOptions(
-                dataset=args.dataset,
-                output=args.output,
-                format=args.format,
-                target=args.target,
-                version=args.version,
-                name=args.name,
-                task=args.task,
-                estimator=args.estimator,
-                seed=args.seed,
-                bins=args.bins,
-                shuffle_labels=args.shuffle_labels,
-                slow_ms=args.slow_ms,
-                fail_above=args.fail_above,
-                fail_feature=args.fail_feature,
-            )
-        )
+        meta = train(opts)
     except (ValueError, OSError) as exc:
         print(f"modelops train: {exc}", file=sys.stderr)
         return 2
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in meta.metrics.items())
     print(
-        f"wrote {args.output} ({meta.name} v{meta.version}, {meta.format}, {meta.task}; {metrics}) sha256={meta.sha256}"
+        f"wrote {opts.output} ({meta.name} v{meta.version}, {meta.format}, {meta.task}; {metrics}) sha256={meta.sha256}"
     )
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    return run_train(train_options(args))
 
 
 def _register_fetch(commands: Any) -> None:
@@ -137,6 +143,14 @@ def _register_serve(commands: Any) -> None:
         help="serve a model trained with another scikit-learn minor / numpy major version",
     )
     p.add_argument(
+        "--trust-type",
+        dest="trusted_types",
+        action="append",
+        default=[],
+        metavar="MODULE.TYPE",
+        help="trust this type in a skops file besides scikit-learn's own (repeatable; loading it runs its code)",
+    )
+    p.add_argument(
         "--no-fast-path",
         action="store_true",
         help="always call the model's own predict (no folded linear fast path)",
@@ -185,6 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
             keepalive_timeout_s=args.keepalive_timeout,
             drain_timeout_s=args.drain_timeout,
             allow_version_mismatch=args.allow_version_mismatch,
+            trusted_types=tuple(args.trusted_types),
             fast_path=not args.no_fast_path,
             allow_nan=args.allow_nan,
             drift_window_s=args.drift_window,
