@@ -12,8 +12,9 @@ set -euo pipefail
 
 out=${1:?usage: base-rootfs.sh OUT.tar}
 
-# python3-venv makes the build stage's virtualenv; ca-certificates lets `modelops fetch` verify https.
-packages=python3,python3-venv,ca-certificates
+# python3-venv makes the build stage's virtualenv; ca-certificates lets `modelops fetch` verify https;
+# libstdc++6 is what the numpy, scipy and pyarrow wheels link to (apt pulls it into debian:*-slim).
+packages=python3,python3-venv,ca-certificates,libstdc++6
 
 sources=()
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do

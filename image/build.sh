@@ -32,9 +32,13 @@ exec 9>"$cache/lock"
 flock 9  # one build at a time per machine: buildah's storage and the caches are shared
 
 version=$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-# The image's creation time is the commit's, so an unchanged tree rebuilds the same image.
-timestamp=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+# Revision and creation time are those of the last commit that changed what goes into the image,
+# so a commit elsewhere (tests, docs) neither rebuilds the images nor changes them.
+inputs=(Containerfile image pyproject.toml README.md operator)
+revision=$(git log -1 --format=%H -- "${inputs[@]}" 2>/dev/null || true)
+timestamp=$(git log -1 --format=%ct -- "${inputs[@]}" 2>/dev/null || true)
+[[ -n $revision ]] || revision=unknown
+[[ -n $timestamp ]] || timestamp=$(date +%s)
 hash() { sha256sum | cut -c1-16; }
 log() { printf '[image %s] %s\n' "$(date +%T)" "$*"; }
 bah() { buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver vfs "$@"; }
@@ -69,10 +73,8 @@ if [[ ! -d $deps_dir ]]; then
 fi
 rm -f image/wheels/*.whl
 cp "$deps_dir"/*.whl image/wheels/
-project_build=$(mktemp -d)
-trap 'rm -rf "$project_build"' EXIT
-"$python" -m pip wheel --quiet --no-deps --wheel-dir image/wheels --build "$project_build" . 2>/dev/null \
-  || "$python" -m pip wheel --quiet --no-deps --wheel-dir image/wheels .
+# SOURCE_DATE_EPOCH: the same source gives a byte-identical wheel, so the image cache key holds.
+SOURCE_DATE_EPOCH=$timestamp "$python" -m pip wheel --quiet --no-deps --wheel-dir image/wheels .
 rm -rf build operator/*.egg-info
 
 # 3. One image per role. The key covers everything the image is made of.

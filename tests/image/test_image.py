@@ -121,7 +121,9 @@ def trained(images: dict[str, Path], tmp_path: Path) -> Path:
 def server(images: dict[str, Path], trained: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = _free_port()
     proc = subprocess.Popen(
-        [*RUN, "run", str(images["server"]), "--volume", f"{trained}:/models:ro", "--",
+        # As the serving pod runs it (resources/builders.py): metrics under the writable /tmp.
+        [*RUN, "run", str(images["server"]), "--volume", f"{trained}:/models:ro",
+         "--env", "PROMETHEUS_MULTIPROC_DIR=/tmp/metrics", "--",
          "serve", "/models/iris", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
