@@ -34,7 +34,7 @@ flock 9  # one build at a time per machine: buildah's storage and the caches are
 version=$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 # Revision and creation time are those of the last commit that changed what goes into the image,
 # so a commit elsewhere (tests, docs) neither rebuilds the images nor changes them.
-inputs=(Containerfile image pyproject.toml README.md operator)
+inputs=(Containerfile image/base-rootfs.sh image/build.sh pyproject.toml README.md operator)
 revision=$(git log -1 --format=%H -- "${inputs[@]}" 2>/dev/null || true)
 timestamp=$(git log -1 --format=%ct -- "${inputs[@]}" 2>/dev/null || true)
 [[ -n $revision ]] || revision=unknown
@@ -89,7 +89,7 @@ for role in "${roles[@]}"; do
   else
     log "building $ref with buildah (chroot isolation, offline)"
     started=$(date +%s)
-    bah build --quiet --isolation chroot --pull=never --layers=false \
+    bah build --quiet --isolation chroot --pull=never --layers=false --force-rm \
       --timestamp "$timestamp" \
       --build-arg BASE="$base_ref" --build-arg EXTRAS="$role" \
       --build-arg VERSION="$version" --build-arg REVISION="$revision" \
@@ -104,5 +104,10 @@ for role in "${roles[@]}"; do
   cp "$cached" "$archive"
   log "$archive: $(du -m "$archive" | cut -f1) MB archive; load it with: kind load image-archive $archive"
 done
-# Forget archives of older inputs; the base and wheel caches stay for the next build.
+# Forget what older inputs made, so the cache holds one base, one wheel set and one image set.
 find "$cache/archives" -mindepth 1 -maxdepth 1 -type d ! -name "$inputs_key" -exec rm -rf {} +
+find "$cache" -maxdepth 1 \( -name 'base-*.tar' ! -name "base-$base_key.tar" \
+  -o -name 'wheels-*' ! -name "wheels-$deps_key" \) -exec rm -rf {} +
+for old in $(bah images --noheading --format '{{.Name}}:{{.Tag}}' | grep '^localhost/modelops-base:' || true); do
+  [[ $old == "$base_ref" ]] || bah rmi --force "$old" >/dev/null
+done
