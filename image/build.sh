@@ -12,7 +12,8 @@
 # Buildah keeps its own storage under the cache directory, so nothing else on the machine is touched.
 #
 # Usage: image/build.sh [ROLE...]   (roles: operator server trainer; default: all three)
-# Environment: PYTHON (host Python 3.11 with pip, default .venv/bin/python), MODELOPS_CACHE.
+# Environment: PYTHON (host Python 3.11 with pip, default .venv/bin/python), MODELOPS_CACHE,
+# MODELOPS_STORAGE_DRIVER (buildah's: vfs, the default, or overlay).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,7 +42,9 @@ timestamp=$(git log -1 --format=%ct -- "${inputs[@]}" 2>/dev/null || true)
 [[ -n $timestamp ]] || timestamp=$(date +%s)
 hash() { sha256sum | cut -c1-16; }
 log() { printf '[image %s] %s\n' "$(date +%T)" "$*"; }
-bah() { buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver vfs "$@"; }
+# vfs works on any filesystem, in any sandbox; MODELOPS_STORAGE_DRIVER=overlay is faster where it works.
+driver=${MODELOPS_STORAGE_DRIVER:-vfs}
+bah() { buildah --root "$cache/storage-$driver" --runroot "$cache/run-$driver" --storage-driver "$driver" "$@"; }
 
 # 1. Base root filesystem.
 base_key=$( (cat "$here/base-rootfs.sh"; cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true) | hash)
