@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cluster/bin:$(PATH)
 
 .PHONY: all venv system-deps lint test test-unit test-serving crd cluster-binaries \
         cluster-up cluster-down demo bench-serving bench-controller bench-retraining clean tools manifests \
-        helm-check docs
+        helm-check docs image-deps image test-image
 
 all: test
 
@@ -20,21 +20,31 @@ $(BIN)/python: pyproject.toml
 
 venv: $(BIN)/python
 
-# Debian packages the tests use: Prometheus (analysis; promtool checks the alert rules), wrk (load),
-# iproute2 (pod network namespaces), openssl (cluster certificates), lua5.1 (the Argo CD health check,
-# which Argo CD runs in gopher-lua, a Lua 5.1).
-system-deps:
+# Installs the Debian packages named in $(1) that are missing.
+define apt_install
 	@missing=""; \
-	for pkg in prometheus wrk iproute2 openssl lua5.1; do \
+	for pkg in $(1); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+# Debian packages the tests use: Prometheus (analysis; promtool checks the alert rules), wrk (load),
+# iproute2 (pod network namespaces), openssl (cluster certificates), lua5.1 (the Argo CD health check,
+# which Argo CD runs in gopher-lua, a Lua 5.1).
+system-deps:
+	$(call apt_install,prometheus wrk iproute2 openssl lua5.1)
+
+# Debian packages the images need (README "Images"): mmdebstrap makes the base root filesystem,
+# buildah builds the Containerfile without a daemon, umoci and runc run the result in tests/image.
+image-deps:
+	$(call apt_install,mmdebstrap buildah umoci runc)
 
 lint: venv
-	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff check operator tests benchmarks image
 	$(BIN)/mypy operator
 	$(BIN)/lint-imports
 
@@ -72,8 +82,17 @@ test-unit: venv
 test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
+# The image test is `make test-image` (CI runs it too): a changed source tree rebuilds three images (minutes).
 test: venv system-deps lint tools helm-check
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/image
+
+# OCI archives of the operator, server and trainer images in dist/ (cached by their inputs under
+# ~/.cache/modelops/image), loadable with `kind load image-archive dist/<archive>`.
+image: venv image-deps
+	image/build.sh
+
+test-image: image
+	$(BIN)/pytest tests/image
 
 demo: venv system-deps
 	$(BIN)/python -m tests.e2e.demo

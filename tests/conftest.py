@@ -20,7 +20,11 @@ from typing import TypeVar
 
 import pytest
 
+from tests import models
 from tests.cluster import localcluster
+
+# The deliberately bad models (tests/models/modelops_testing) for this process and its children.
+models.install()
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "modeldeployments.modelops.dev.yaml"

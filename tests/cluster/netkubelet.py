@@ -72,6 +72,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 STATE_ROOT = REPO / ".cluster" / "netkubelet"
 CLAIMS_ROOT = REPO / ".cluster" / "pvcs"
+TEST_MODELS = REPO / "tests" / "models"
 DEFAULT_NODE = "modelops-real-0"
 # Each checkout gets its own block of four /24s (10.244.16.0 - 10.244.215.0), so two checkouts
 # running their harness at once never route the same pod address.
@@ -567,7 +568,9 @@ class PodRunner(threading.Thread):
         spec = c.spec
         mounts = self._mounts(spec)
         env = {"PATH": f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "HOSTNAME": self.pod_name, "HOME": str(self.dir), "PYTHONUNBUFFERED": "1"}
+               "HOSTNAME": self.pod_name, "HOME": str(self.dir), "PYTHONUNBUFFERED": "1",
+               # This harness's "image" also carries the test-only models (tests/models).
+               "PYTHONPATH": str(TEST_MODELS)}
         for mount, host in mounts:
             if mount == "/tmp":
                 env["TMPDIR"] = str(host)  # the container's /tmp is its volume, not the host's

@@ -90,7 +90,7 @@ class Results:
 def iris_rows(large_fraction: float = 0.0, large_value: float = 9.0) -> RowFn:
     """Iris-like rows; `large_fraction` of them get `large_value` as the first feature.
 
-    A model trained with `modelops train --fail-above 8` raises on exactly those rows.
+    A model trained with `python -m modelops_testing train --fail-above 8` (tests/models) raises on exactly those rows.
     """
 
     def row(rng: random.Random) -> list[float]:

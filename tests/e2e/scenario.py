@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests import models
 from tests.cluster.localcluster import Cluster
 from tests.cluster.netkubelet import pod_placement
 
 REAL_NODE = "modelops-real-0"
-MODELOPS = str(Path(sys.executable).parent / "modelops")
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,9 @@ def train(root: Path, label: str, version: str, *extra: str) -> TrainedModel:
     """Train an iris model (once: a directory already written is reused)."""
     out = root / label
     if not (out / "model.sha256").exists():
-        subprocess.run([MODELOPS, "train", "--dataset", "iris", "--output", str(out), "--version", version,
-                        "--name", "iris", *extra], check=True, capture_output=True)
+        # The test trainer: `modelops train` plus --slow-ms / --fail-above (tests/models).
+        subprocess.run(models.train_command("--dataset", "iris", "--output", str(out), "--version", version,
+                                            "--name", "iris", *extra), check=True, capture_output=True)
     sha = (out / "model.sha256").read_text().split()[0]
     return TrainedModel(out, version, sha)
 

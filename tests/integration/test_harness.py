@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests import models
 from tests.cluster import localcluster
 from tests.cluster.netkubelet import NetKubelet, list_netns, netns_pids, netns_prefix, pod_placement, real_cidr
 from tests.cluster.prometheus import Prometheus
@@ -296,7 +297,7 @@ def test_stop_removes_the_node_and_its_namespaces(cluster: localcluster.Cluster,
 def test_load_generator_logs_the_failures_of_a_model_that_raises(
         cluster: localcluster.Cluster, namespace: str, kubelet: NetKubelet, tmp_path: Path) -> None:
     model = tmp_path / "fails"
-    subprocess.run([MODELOPS, "train", "--dataset", "iris", "--output", str(model), "--fail-above", "8"],
+    subprocess.run(models.train_command("--dataset", "iris", "--output", str(model), "--fail-above", "8"),
                    check=True, capture_output=True, timeout=300)
     sha256 = (model / "model.sha256").read_text().strip()
     _apply(cluster, _service("fails", namespace))

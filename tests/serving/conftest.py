@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from modelops.training.trainer import TrainOptions, train
+from modelops_testing import bad_options
 
 LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
 
@@ -103,7 +104,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         if key not in cache:
             out = tmp_path_factory.mktemp("model")
             opts = {"dataset": "iris", **options}
-            train(TrainOptions(output=out, **opts))  # type: ignore[arg-type]
+            train(bad_options(output=out, **opts))
             cache[key] = out
         return cache[key]
 

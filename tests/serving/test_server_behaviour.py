@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from modelops_testing import TRUSTED_TYPES as TEST_TYPES
 from sklearn.datasets import load_iris
 
 from .conftest import Server
@@ -168,6 +169,17 @@ def test_refuses_tampered_joblib(models, start_server, tmp_path: Path) -> None: 
     assert server.proc.wait(timeout=120) == 2
     out = "".join(server.output)
     assert f"expected {'f' * 64}, actual" in out
+
+
+def test_skops_test_models_load_only_when_trusted_by_name(models, start_server) -> None:  # type: ignore[no-untyped-def]
+    src = models(format="skops", fail_above=6.0)
+    refused = start_server(src, "--workers", "1", wait=False)
+    assert refused.proc.wait(timeout=120) == 2
+    assert "not trusted: modelops_testing.wrappers.FailAboveEstimator" in "".join(refused.output)
+    trust = [a for t in TEST_TYPES for a in ("--trust-type", t)]
+    server = start_server(src, "--workers", "1", *trust)
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.0, 3.0, 1.5, 0.2]}]}
+    assert requests.post(server.url + "/v2/models/iris/infer", json=body, timeout=10).status_code == 200
 
 
 def test_refuses_incompatible_sklearn_unless_allowed(models, start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

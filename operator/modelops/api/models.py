@@ -21,6 +21,9 @@ PLURAL = "modeldeployments"
 SINGULAR = "modeldeployment"
 SHORT_NAME = "mdep"
 
+# The images `make image` builds (README "Images"): serving pods run the server, retraining Jobs the trainer.
+DEFAULT_SERVER_IMAGE = "modelops-server:0.1.0"
+DEFAULT_TRAINER_IMAGE = "modelops-trainer:0.1.0"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 SHA256 = r"^[0-9a-f]{64}$"
@@ -161,7 +164,7 @@ class Serving(Model):
     """How the serving pods run."""
 
     replicas: int = Field(default=2, ge=0, le=100)
-    image: str = Field(default="modelops-operator:0.1.0", min_length=1, max_length=512)
+    image: str = Field(default=DEFAULT_SERVER_IMAGE, min_length=1, max_length=512)
     workers: int = Field(default=1, ge=1, le=32, description="Server worker processes per pod.")
     port: int = Field(default=8080, ge=1024, le=65535)
     resources: Resources | None = None

@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelops.training.trainer import TrainOptions
 
 
 def register(commands: Any) -> None:
@@ -42,11 +45,7 @@ def _register_train(commands: Any) -> None:
                    help="lineage recorded in metadata.json (dataset URI, image, parent sha256, ...)")
     p.add_argument("--trigger", type=_json_object, default=None, metavar="JSON",
                    help="the retraining trigger's evidence (signal, value, samples, window, at)")
-    bad = p.add_argument_group("deliberately bad models (rollout tests and demos)")
-    bad.add_argument("--shuffle-labels", action="store_true", help="train on shuffled labels: a worse model")
-    bad.add_argument("--slow-ms", type=float, default=0.0, help="sleep this many ms in every predict call")
-    bad.add_argument("--fail-above", type=float, help="raise on rows whose --fail-feature exceeds this value")
-    bad.add_argument("--fail-feature", type=int, default=0, help="feature index checked by --fail-above")
+    p.add_argument("--shuffle-labels", action="store_true", help="train on shuffled labels: a deliberately worse model")
     p.set_defaults(func=_train)
 
 
@@ -89,7 +88,7 @@ def train_options_from_args(extra: list[str], **fixed: Any) -> Any:
     _register_train(holder)
     train_parser = holder.choices["train"]
     args = train_parser.parse_args(["--dataset", str(fixed["dataset"]), "--output", str(fixed["output"]), *extra])
-    opts = _options(args)
+    opts = train_options(args)
     for key, value in fixed.items():
         if value is not None:
             setattr(opts, key, value)
@@ -97,7 +96,8 @@ def train_options_from_args(extra: list[str], **fixed: Any) -> Any:
     return opts
 
 
-def _options(args: argparse.Namespace) -> Any:
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """The trainer's options from parsed `modelops train` arguments (tests extend them with wrappers)."""
     from modelops.training.trainer import TrainOptions
 
     return TrainOptions(
@@ -112,28 +112,29 @@ def _options(args: argparse.Namespace) -> Any:
         seed=args.seed,
         bins=args.bins,
         shuffle_labels=args.shuffle_labels,
-        slow_ms=args.slow_ms,
-        fail_above=args.fail_above,
-        fail_feature=args.fail_feature,
     )
 
 
-def _train(args: argparse.Namespace) -> int:
-    from modelops.training.trainer import TrainOptions, train
+def run_train(opts: TrainOptions) -> int:
+    """Train, print one summary line, and return the exit code (2 for bad input)."""
+    from modelops.training.trainer import train
 
     try:
-        opts = _options(args)
-        assert isinstance(opts, TrainOptions)
-        opts.lineage = _lineage(args)
         meta = train(opts)
     except (ValueError, OSError) as exc:
         print(f"modelops train: {exc}", file=sys.stderr)
         return 2
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in meta.metrics.items())
     print(
-        f"wrote {args.output} ({meta.name} v{meta.version}, {meta.format}, {meta.task}; {metrics}) sha256={meta.sha256}"
+        f"wrote {opts.output} ({meta.name} v{meta.version}, {meta.format}, {meta.task}; {metrics}) sha256={meta.sha256}"
     )
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    opts = train_options(args)
+    opts.lineage = _lineage(args)
+    return run_train(opts)
 
 
 def _register_fetch(commands: Any) -> None:
@@ -201,6 +202,14 @@ def _register_serve(commands: Any) -> None:
         help="serve a model trained with another scikit-learn minor / numpy major version",
     )
     p.add_argument(
+        "--trust-type",
+        dest="trusted_types",
+        action="append",
+        default=[],
+        metavar="MODULE.TYPE",
+        help="trust this type in a skops file besides scikit-learn's own (repeatable; loading it runs its code)",
+    )
+    p.add_argument(
         "--no-fast-path",
         action="store_true",
         help="always call the model's own predict (no folded linear fast path)",
@@ -259,6 +268,7 @@ def _serve(args: argparse.Namespace) -> int:
             keepalive_timeout_s=args.keepalive_timeout,
             drain_timeout_s=args.drain_timeout,
             allow_version_mismatch=args.allow_version_mismatch,
+            trusted_types=tuple(args.trusted_types),
             fast_path=not args.no_fast_path,
             allow_nan=args.allow_nan,
             drift_window_s=args.drift_window,

@@ -15,7 +15,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from modelops.api.models import ModelDeploymentSpec, parse_duration
+from modelops.api.models import DEFAULT_SERVER_IMAGE, DEFAULT_TRAINER_IMAGE, ModelDeploymentSpec, parse_duration
 from modelops.resources.builders import _CONTAINER_SECURITY, _POD_SECURITY, _resources, owner_reference
 from modelops.resources.naming import (
     LABEL_COMPONENT,
@@ -41,6 +41,15 @@ def job_labels(mdep: str, n: int, model: str) -> dict[str, str]:
             LABEL_PART_OF: "modelops", LABEL_COMPONENT: "retrain", LABEL_MODEL: model, LABEL_RUN: str(n)}
 
 
+def job_image(spec: ModelDeploymentSpec) -> str:
+    """spec.retraining.job.image; unset: the trainer image next to the default server image, or the
+    serving image itself when the user chose one (a custom image is taken to carry the trainer too)."""
+    job = spec.retraining.job if spec.retraining is not None else None
+    if job is not None and job.image:
+        return job.image
+    return DEFAULT_TRAINER_IMAGE if spec.serving.image == DEFAULT_SERVER_IMAGE else spec.serving.image
+
+
 def claim_of(uri: str) -> str | None:
     """The PersistentVolumeClaim a pvc://<claim>/<path> URI lives on, else None."""
     parsed = urllib.parse.urlsplit(uri)
@@ -61,7 +70,7 @@ def retrain_args(spec: ModelDeploymentSpec, create: CreateJob) -> list[str]:
     job, params = retraining.job, create.params
     args = ["retrain-job", "--output", params.output_uri, "--format", spec.model.format,
             "--name", spec.model.name, "--version", params.version, "--pvc-root", PVC_ROOT,
-            "--termination-log", TERMINATION_LOG, "--image", job.image or spec.serving.image]
+            "--termination-log", TERMINATION_LOG, "--image", job_image(spec)]
     if job.dataset.from_serving:
         args += ["--from-serving", _served_location(spec)]
     else:
@@ -120,7 +129,7 @@ def retrain_job(mdep: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claim}})
     container: dict[str, Any] = {
         "name": "retrain",
-        "image": job.image or spec.serving.image,
+        "image": job_image(spec),
         "imagePullPolicy": "IfNotPresent",
         "command": ["modelops"],
         "args": args,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,9 @@ from modelops.training.artifact import (
 log = logging.getLogger(__name__)
 
 # Types that skops does not trust by default but that our trainer produces. Everything else a
-# skops file asks for is refused. Keep this list short and explicit.
+# skops file asks for is refused, unless the operator of the server names it (`modelops serve
+# --trust-type`, which the tests use for their deliberately bad models). Keep this list short.
 TRUSTED_TYPES: tuple[str, ...] = (
-    "modelops.training.wrappers.SlowEstimator",
-    "modelops.training.wrappers.FailAboveEstimator",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
@@ -82,8 +82,10 @@ def load_model_dir(
     directory: Path,
     sha256: str | None = None,
     allow_version_mismatch: bool = False,
+    trusted_types: Sequence[str] = (),
 ) -> LoadedModel:
-    """Verify and load ``directory``. ``sha256`` overrides the digest in ``model.sha256``."""
+    """Verify and load ``directory``. ``sha256`` overrides the digest in ``model.sha256``;
+    ``trusted_types`` are trusted in a skops file besides ``TRUSTED_TYPES``."""
     started = time.perf_counter()
     try:
         model_path, fmt = find_model_file(directory)
@@ -133,7 +135,7 @@ def load_model_dir(
 
             model = joblib.load(model_path)
         else:
-            model = _load_skops(model_path)
+            model = _load_skops(model_path, (*TRUSTED_TYPES, *trusted_types))
     n_in = getattr(model, "n_features_in_", None)
     if n_in is None:
         n_in = getattr(getattr(model, "estimator", None), "n_features_in_", None)
@@ -142,14 +144,14 @@ def load_model_dir(
     return LoadedModel(model, metadata, model_path, actual, time.perf_counter() - started)
 
 
-def _load_skops(path: Path) -> Any:
+def _load_skops(path: Path, trusted: Sequence[str]) -> Any:
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(file=str(path))
-    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    refused = sorted(set(untrusted) - set(trusted))
     if refused:
         raise ModelLoadError(f"refusing to load {path}: it contains types that are not trusted: {', '.join(refused)}")
-    return skops.io.load(str(path), trusted=[t for t in untrusted if t in TRUSTED_TYPES])
+    return skops.io.load(str(path), trusted=[t for t in untrusted if t in trusted])
 
 
 class Predictor:

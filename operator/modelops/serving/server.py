@@ -47,6 +47,7 @@ class ServeConfig:
     keepalive_timeout_s: float = 75.0
     drain_timeout_s: float = 25.0
     allow_version_mismatch: bool = False
+    trusted_types: tuple[str, ...] = ()
     fast_path: bool = True
     allow_nan: bool | None = None
     drift_window_s: float = 600.0
@@ -141,7 +142,7 @@ class Supervisor:
 
         metrics.enable_multiprocess(metrics_dir)
         try:
-            loaded = load_model_dir(cfg.model_dir, cfg.sha256, cfg.allow_version_mismatch)
+            loaded = load_model_dir(cfg.model_dir, cfg.sha256, cfg.allow_version_mismatch, cfg.trusted_types)
         except ModelLoadError as exc:
             print(f"modelops serve: {exc}", file=sys.stderr)
             return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,9 +46,10 @@ class TrainOptions:
     test_size: float = 0.25
     bins: int = 10
     shuffle_labels: bool = False
-    slow_ms: float = 0.0
-    fail_above: float | None = None
-    fail_feature: int = 0
+    # Wraps the fitted model before it is written (gets the model and the dataset). The product never
+    # sets it; tests use it for deliberately slow or failing models (tests/models/modelops_testing).
+    wrap: Callable[[Any, Dataset], Any] | None = None
+    # More options recorded in metadata.json's ``options`` (whoever sets ``wrap`` says what it did).
     extra: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)  # recorded in metadata.json as is
 
@@ -188,17 +190,7 @@ def train(opts: TrainOptions) -> ModelMetadata:
     # Refit on everything for the served model (still shuffled if asked: the point is a bad model).
     y_all = rng.permutation(data.y) if opts.shuffle_labels else data.y
     model = build_pipeline(task, opts.estimator, opts.seed).fit(data.X, y_all)
-    served: Any = model
-    if opts.fail_above is not None:
-        from modelops.training.wrappers import FailAboveEstimator
-
-        if not 0 <= opts.fail_feature < data.X.shape[1]:
-            raise ValueError(f"--fail-feature must be in [0, {data.X.shape[1]})")
-        served = FailAboveEstimator(served, threshold=opts.fail_above, feature_index=opts.fail_feature)
-    if opts.slow_ms > 0:
-        from modelops.training.wrappers import SlowEstimator
-
-        served = SlowEstimator(served, delay_ms=opts.slow_ms)
+    served: Any = model if opts.wrap is None else opts.wrap(model, data)
 
     baseline = {
         name: numeric_baseline(data.X[:, i], bins=opts.bins).to_dict() for i, name in enumerate(data.feature_names)
@@ -226,9 +218,7 @@ def train(opts: TrainOptions) -> ModelMetadata:
         "estimator": opts.estimator,
         "seed": opts.seed,
         "shuffle_labels": opts.shuffle_labels,
-        "slow_ms": opts.slow_ms,
-        "fail_above": opts.fail_above,
-        "fail_feature": opts.fail_feature,
+        **opts.extra,
     }
     meta = ModelMetadata(
         name=opts.name or Path(data.name).stem.replace("_", "-"),

@@ -11,6 +11,8 @@ import pytest
 import skops.io
 from modelops.serving.loader import ModelLoadError, Predictor, load_model_dir
 from modelops.training.trainer import TrainOptions, train
+from modelops_testing import TRUSTED_TYPES as TEST_TYPES
+from modelops_testing import bad_options
 
 
 def copy(src: Path, dst: Path) -> Path:
@@ -65,9 +67,11 @@ def test_skops_with_untrusted_type_refused(iris_skops: Path, tmp_path: Path) -> 
         load_model_dir(d)
 
 
-def test_wrappers_are_trusted(tmp_path: Path) -> None:
-    train(TrainOptions(dataset="iris", output=tmp_path, format="skops", slow_ms=1, fail_above=7.0))
-    loaded = load_model_dir(tmp_path)
+def test_wrappers_are_trusted_only_when_named(tmp_path: Path) -> None:
+    train(bad_options(dataset="iris", output=tmp_path, format="skops", slow_ms=1, fail_above=7.0))
+    with pytest.raises(ModelLoadError, match=r"not trusted: modelops_testing.wrappers.FailAboveEstimator"):
+        load_model_dir(tmp_path)
+    loaded = load_model_dir(tmp_path, trusted_types=TEST_TYPES)
     assert type(loaded.model).__name__ == "SlowEstimator"
     with pytest.raises(ValueError, match="injected failure"):
         loaded.model.predict(np.array([[7.5, 3.0, 5.0, 2.0]]))
@@ -123,7 +127,7 @@ def test_predictor_matches_the_model(tmp_path: Path, dataset: str, estimator: st
 
 
 def test_wrapped_model_never_takes_fast_path(tmp_path: Path) -> None:
-    train(TrainOptions(dataset="iris", output=tmp_path, fail_above=6.0))
+    train(bad_options(dataset="iris", output=tmp_path, fail_above=6.0))
     loaded = load_model_dir(tmp_path)
     predictor = Predictor(loaded.model, loaded.metadata)
     assert predictor.kind == "sklearn"

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from modelops.cli.main import main
 from modelops.training.trainer import TrainOptions, load_dataset, train
+from modelops_testing import bad_options
 
 
 def test_cli_writes_a_complete_model_directory(tmp_path: Path) -> None:
@@ -72,5 +73,12 @@ def test_bad_dataset_messages(tmp_path: Path) -> None:
 
 
 def test_slow_and_failing_options_are_recorded(tmp_path: Path) -> None:
-    meta = train(TrainOptions(dataset="iris", output=tmp_path, slow_ms=3, fail_above=6.5))
+    meta = train(bad_options(dataset="iris", output=tmp_path, slow_ms=3, fail_above=6.5))
     assert meta.options["slow_ms"] == 3 and meta.options["fail_above"] == 6.5
+
+
+def test_product_trainer_has_no_test_only_models(tmp_path: Path) -> None:
+    # --slow-ms / --fail-above belong to the test trainer (tests/models), not to `modelops train`.
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--dataset", "iris", "--output", str(tmp_path / "m"), "--slow-ms", "3"])
+    assert exited.value.code == 2

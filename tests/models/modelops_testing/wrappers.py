@@ -1,7 +1,8 @@
 """Estimator wrappers that make deliberately slow or failing models for rollout tests and demos.
 
-The trainer wraps a fitted pipeline in these (``--slow-ms``, ``--fail-above``); the model server
-loads them, so they are on its skops trusted-types list (modelops.serving.loader).
+Test-only: they are not part of the product or its images. `modelops_testing.bad_options` wraps a
+fitted pipeline in these; a model server loads them only when it can import this package (the
+harness puts tests/models on PYTHONPATH) and, for skops files, when `--trust-type` names them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,49 @@
+"""The roles' dependency extras (README "Images") match what each role's code imports.
+
+The operator image installs only the base dependencies and the `operator` extra, so neither may
+name scikit-learn, numpy, pandas or pyarrow, and the operator's import path must not import them.
+Test-only models live in tests/models, never in the product package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+HEAVY = {"scikit-learn", "sklearn", "numpy", "scipy", "pandas", "pyarrow", "joblib", "skops"}
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_operator_role_depends_on_nothing_heavy() -> None:
+    operator = _names(PROJECT["dependencies"]) | _names(PROJECT["optional-dependencies"]["operator"])
+    assert not operator & HEAVY, operator & HEAVY
+
+
+def test_dev_extra_pulls_every_role() -> None:
+    dev = PROJECT["optional-dependencies"]["dev"]
+    assert "modelops-operator[operator,server,trainer]" in dev
+
+
+def test_operator_import_path_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "import modelops.cli.main, modelops.controller.runner, modelops.controller.handlers\n"
+        "import modelops.controller.reconcile, modelops.api.crd\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not set(out.stdout.split()) & HEAVY, set(out.stdout.split()) & HEAVY
+
+
+def test_test_only_models_are_not_in_the_product() -> None:
+    assert importlib.util.find_spec("modelops.training.wrappers") is None
+    assert not list((ROOT / "operator").rglob("*wrappers*"))
