@@ -132,6 +132,20 @@ def _register_serve(commands: Any) -> None:
     p.add_argument("--keepalive-timeout", type=float, default=75.0)
     p.add_argument("--drain-timeout", type=float, default=25.0, help="seconds to finish in-flight work on SIGTERM")
     p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="also serve OIP v2 over gRPC (and grpc.health.v1) on this port; 0: any free port (default: no gRPC)",
+    )
+    p.add_argument(
+        "--predict-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request may wait on the model before it fails (504 / DEADLINE_EXCEEDED); "
+        "a worker stuck this long makes the server unready",
+    )
+    p.add_argument("--max-connections", type=int, default=4096, help="open HTTP connections per worker")
+    p.add_argument(
         "--allow-version-mismatch",
         action="store_true",
         help="serve a model trained with another scikit-learn minor / numpy major version",
@@ -157,12 +171,19 @@ def _register_serve(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    # Before numpy loads its BLAS (importing the server does): later, only threadpoolctl helps.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     from modelops.serving.server import ServeConfig, serve
 
     for flag, value in (
         ("--workers", args.workers),
         ("--max-batch-size", args.max_batch_size - 1),
         ("--max-rows", args.max_rows - 1),
+        ("--max-connections", args.max_connections - 1),
+        ("--grpc-port", 0 if args.grpc_port is None else args.grpc_port),
     ):
         if value < 0:
             print(f"modelops serve: {flag} must be positive", file=sys.stderr)
@@ -190,5 +211,8 @@ def _serve(args: argparse.Namespace) -> int:
             drift_window_s=args.drift_window,
             drift_interval_s=args.drift_interval,
             drift_min_rows=args.drift_min_rows,
+            grpc_port=args.grpc_port,
+            predict_timeout_s=args.predict_timeout,
+            max_connections=args.max_connections,
         )
     )
