@@ -359,6 +359,7 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
+        self.header_bytes = 0
         self.content_length = -1
         self.ihcl: int | None = None
         self.body: list[bytes] = []
@@ -448,6 +449,7 @@ class HttpConnection(asyncio.Protocol):
         self.in_message = True
         self.expect_continue = False
         self.url = b""
+        self.header_bytes = 0
         self.content_length = -1
         self.ihcl = None
         self.body = []
@@ -457,10 +459,15 @@ class HttpConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        if len(self.url) > MAX_HEADER_BYTES:
+        self.header_bytes += len(url)
+        if self.header_bytes > MAX_HEADER_BYTES:
             raise _HeadersTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Headers that arrived in one read: counted here, once httptools has assembled them.
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise _HeadersTooLarge
         lname = name.lower()
         if lname == b"content-length":
             try:
