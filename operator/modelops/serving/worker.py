@@ -100,14 +100,15 @@ def run_worker(sup: Supervisor, index: int, sock: socket.socket) -> int:
     )
     metadata = metadata_doc(spec, sup)
     app = App(loop, sup.predictor, spec, config, metrics, sup.ring, metadata, sup.heartbeats)
-    server = loop.run_until_complete(loop.create_server(lambda: HttpConnection(app), sock=sock, backlog=cfg.backlog))
     grpc_front = None
     if sup.grpc_port is not None:
         # Imported and created only here, after the fork: gRPC's core must not cross a fork.
+        # Started before REST answers, so a worker that says it is ready serves both.
         from modelops.serving.grpc_server import GrpcFront
 
         grpc_front = GrpcFront(app, cfg.host, sup.grpc_port, metadata)
         loop.run_until_complete(grpc_front.start())
+    server = loop.run_until_complete(loop.create_server(lambda: HttpConnection(app), sock=sock, backlog=cfg.backlog))
 
     def on_term() -> None:
         server.close()  # stop accepting first
