@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -115,7 +116,7 @@ def worker_pids(server: Server) -> list[int]:
 
 
 def rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status").read().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for {pid}")
@@ -205,7 +206,8 @@ def test_blas_uses_one_thread_even_when_numpy_came_first(tmp_path) -> None:  # t
         "limit_threads()\n"
         "print(wide, max(i['num_threads'] for i in threadpoolctl.threadpool_info()))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    limits = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in limits}
     env["OPENBLAS_NUM_THREADS"] = "2"  # a wide pool even on a one-CPU machine
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout
     wide, limited = map(int, out.split())

@@ -188,6 +188,9 @@ def _serve(args: argparse.Namespace) -> int:
         if value < 0:
             print(f"modelops serve: {flag} must be positive", file=sys.stderr)
             return 2
+    if args.grpc_port and args.grpc_port == args.port:
+        print(f"modelops serve: --grpc-port {args.grpc_port} is the HTTP port too; pick another", file=sys.stderr)
+        return 2
     return serve(
         ServeConfig(
             model_dir=args.model_dir,
