@@ -63,10 +63,15 @@ def test_endless_header_line_is_refused_as_it_arrives(iris_server: Server) -> No
 
 
 def test_hundreds_of_pipelined_requests_are_all_answered(iris_server: Server) -> None:
+    # An inference first (answered from the batcher, later), and two thousand requests queued
+    # behind it that are answered at once: they go out from a loop, not by recursion.
     count = 2000
+    body = json.dumps({"instances": [IRIS[0].tolist()]}).encode()
+    infer = b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     request = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with socket.create_connection((iris_server.host, iris_server.port), timeout=30) as sock:
-        sock.sendall(request * (count - 1) + b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.sendall(infer + request * (count - 2) + last)
         data = b""
         while True:
             chunk = sock.recv(1 << 20)
@@ -184,16 +189,24 @@ def test_a_hung_model_ends_the_request_and_the_pod_stops_being_ready(models, sta
 
 
 def test_an_oversized_body_gets_a_readable_413(iris_server: Server) -> None:
-    # The body limit is 100 kB; the client sends 2 MB without waiting (no Expect: 100-continue)
-    # and only then reads: it must find the 413, not a connection reset.
-    reply = requests.post(
-        iris_server.url + "/v2/models/iris/infer",
-        data=b"x" * 2_000_000,
-        headers={"Content-Type": "application/json"},
-        timeout=30,
-    )
-    assert reply.status_code == 413
-    assert reply.json() == {"error": "request body exceeds the limit of 100000 bytes"}
+    # The body limit is 100 kB. A plain client sends its whole 24 MB request without waiting
+    # (no Expect: 100-continue) and only then reads: it must be able to send it all and find the
+    # 413, not a broken pipe or a connection reset.
+    body = b"x" * 24_000_000
+    head = b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with socket.create_connection((iris_server.host, iris_server.port), timeout=30) as sock:
+        sock.sendall(head + body)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert reply.endswith(b'{"error":"request body exceeds the limit of 100000 bytes"}')
+    # requests (urllib3) reads it too.
+    answer = requests.post(iris_server.url + "/v2/models/iris/infer", data=body, timeout=30)
+    assert answer.status_code == 413
 
 
 def test_blas_uses_one_thread_even_when_numpy_came_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
