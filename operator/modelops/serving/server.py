@@ -1,9 +1,11 @@
 """`modelops serve`: the supervisor process of the model server and its pre-forked workers.
 
 The supervisor loads and verifies the model once, binds one SO_REUSEPORT listening socket per
-worker (the kernel spreads connections across them), forks the workers, restarts any that die,
-computes drift from the rows the workers hand over (modelops.serving.drift_monitor), and on
-SIGTERM stops accepting and lets the workers finish in-flight requests before exiting 0.
+worker (the kernel spreads connections across them) and reserves the gRPC port (the workers'
+gRPC servers bind it with SO_REUSEPORT after the fork), forks the workers, restarts any that die
+or stay stuck past the predict timeout (modelops.serving.heartbeat), computes drift from the rows
+the workers hand over (modelops.serving.drift_monitor), and on SIGTERM stops accepting and lets
+the workers finish in-flight requests before exiting 0.
 """
 
 from __future__ import annotations
