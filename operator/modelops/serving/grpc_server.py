@@ -145,6 +145,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             timer.cancel()
             app.inflight -= 1
             app.grpc_waiting -= 1
+            if not app.inflight:
+                app.metrics.inflight.set(0)
         if results is None:
             raise _Failed(grpc.StatusCode.INTERNAL, err or "prediction failed")
         response = pb.ModelInferResponse(model_name=self.spec.name, model_version=self.spec.version, id=request.id)

@@ -669,6 +669,8 @@ class HttpConnection(asyncio.Protocol):
 
         def done(results: dict[str, Any] | None, error: str | None) -> None:
             app.inflight -= 1
+            if not app.inflight:
+                app.metrics.inflight.set(0)  # idle now: say so at once, not at the next sweep
             self.waiting_batch = None
             if results is None:
                 self._answer_infer(500, protocol.error_body(error or "prediction failed"), started)
