@@ -251,3 +251,13 @@ def test_drain_on_sigterm_finishes_grpc_calls(models, start_server) -> None:  # 
         client.is_server_live()
     assert info.value.status() == str(grpc.StatusCode.UNAVAILABLE)
     client.close()
+
+
+def test_message_size_limit_is_the_body_limit(stub: service_pb2_grpc.GRPCInferenceServiceStub) -> None:
+    # --max-body-bytes (default 8 MiB) bounds a gRPC message as it bounds a REST body.
+    huge = service_pb2.ModelInferRequest(model_name="iris", raw_input_contents=[b"\0" * (9 * 1024 * 1024)])
+    huge.inputs.add(name="input-0", datatype="FP64", shape=[1, 4])
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ModelInfer(huge, timeout=30)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in info.value.details()
