@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cluster/bin:$(PATH)
 
 .PHONY: all venv system-deps lint test test-unit test-serving crd cluster-binaries \
         cluster-up cluster-down demo bench-serving bench-controller bench-retraining clean tools manifests \
-        helm-check docs image-deps image test-image
+        helm-check docs image-deps image test-image ghz grpc-stubs
 
 all: test
 
@@ -97,8 +97,25 @@ test-image: image
 demo: venv system-deps
 	$(BIN)/python -m tests.e2e.demo
 
-bench-serving: venv system-deps
+# ghz (gRPC load generator) for the serving benchmark's gRPC rows, built from its Go module and
+# cached next to the cluster binaries.
+GHZ_VERSION := v0.120.0
+GHZ := $(HOME)/.cache/modelops/bin/ghz-$(GHZ_VERSION)
+
+$(GHZ):
+	@mkdir -p $(dir $(GHZ))
+	tmp=$$(mktemp -d) && GOFLAGS=-buildvcs=false GOBIN=$$tmp go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION) \
+	  && mv $$tmp/ghz $(GHZ) && rmdir $$tmp
+
+ghz: $(GHZ)
+
+bench-serving: venv system-deps ghz
 	$(BIN)/python benchmarks/serving/run.py
+
+# Regenerate the OIP v2 gRPC stubs (checked in) from operator/modelops/serving/grpc_v2/grpc_predict_v2.proto.
+grpc-stubs: venv
+	$(BIN)/python -m grpc_tools.protoc -I operator --python_out=operator --pyi_out=operator \
+	  --grpc_python_out=operator operator/modelops/serving/grpc_v2/grpc_predict_v2.proto
 
 bench-controller: venv system-deps
 	$(BIN)/python -m benchmarks.controller.run

@@ -5,7 +5,10 @@ Run with the project's interpreter (`make bench-serving`, or
 into its own venv under a cache directory (reused on later runs), starts each server on
 127.0.0.1, drives it with wrk (a separate process, keep-alive, single-row OIP v2 requests) at
 several concurrencies, and prints req/s, p50, p99, errors, resident memory and start-up time,
-plus raw in-process predict and model load times. The table is also written to RESULTS.md.
+plus raw in-process predict and model load times. Servers that speak OIP v2 over gRPC (ours
+and MLServer) are also driven with ghz (`make ghz` builds it from its Go module into
+~/.cache/modelops/bin), single-row ModelInfer with typed fp64 contents. The tables are also
+written to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 INFER_PATH = "/v2/models/iris/infer"
+GRPC_PROTO = ROOT / "operator" / "modelops" / "serving" / "grpc_v2" / "grpc_predict_v2.proto"
+GRPC_CALL = "inference.GRPCInferenceService.ModelInfer"
+GRPC_BODY = {
+    "model_name": "iris",
+    "inputs": [
+        {"name": "input-0", "datatype": "FP64", "shape": [1, 4], "contents": {"fp64_contents": [5.1, 3.5, 1.4, 0.2]}}
+    ],
+}
+GHZ_VERSION = "v0.120.0"
+GHZ = Path.home() / ".cache" / "modelops" / "bin" / f"ghz-{GHZ_VERSION}"
 READY_PATH = "/v2/models/iris/ready"
 
 PEER_PACKAGES = {
@@ -47,6 +60,7 @@ class ServerSpec:
     port: int
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    grpc_port: int | None = None
 
 
 @dataclass
@@ -66,6 +80,7 @@ class ServerResult:
     pss_mb: float = float("nan")
     rss_mb: float = float("nan")
     loads: dict[int, LoadResult] = field(default_factory=dict)
+    grpc_loads: dict[int, LoadResult] = field(default_factory=dict)
     failure: str = ""
 
 
@@ -124,7 +139,8 @@ def train_models(cache: Path) -> dict[str, Path]:
 def ours(model_dir: Path, workers: int, fast_path: bool = True) -> ServerSpec:
     port = free_port()
     cmd = [sys.executable, "-m", "modelops.cli.main", "serve", str(model_dir), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--workers", str(workers)]
+    grpc_port = free_port()
+    cmd += ["--port", str(port), "--workers", str(workers), "--grpc-port", str(grpc_port)]
     if not fast_path:
         cmd.append("--no-fast-path")
     return ServerSpec(
@@ -133,6 +149,7 @@ def ours(model_dir: Path, workers: int, fast_path: bool = True) -> ServerSpec:
         + ("" if fast_path else ", --no-fast-path: sklearn's own predict per batch"),
         cmd,
         port,
+        grpc_port=grpc_port,
     )
 
 
@@ -142,11 +159,12 @@ def mlserver(venv: Path, model_dir: Path, work: Path, parallel_workers: int, bat
     shutil.rmtree(repo, ignore_errors=True)
     (repo / "iris").mkdir(parents=True)
     shutil.copy(model_dir / "model.joblib", repo / "iris" / "model.joblib")
+    grpc_port = free_port()
     settings = {
         "debug": False,
         "host": "127.0.0.1",
         "http_port": port,
-        "grpc_port": free_port(),
+        "grpc_port": grpc_port,
         "metrics_port": free_port(),
         "parallel_workers": parallel_workers,
     }
@@ -168,6 +186,7 @@ def mlserver(venv: Path, model_dir: Path, work: Path, parallel_workers: int, bat
         [str(venv / "bin" / "mlserver"), "start", str(repo)],
         port,
         cwd=repo,
+        grpc_port=grpc_port,
     )
 
 
@@ -254,6 +273,27 @@ def wrk(port: int, concurrency: int, duration: float, body_file: Path) -> LoadRe
     )
 
 
+def ghz(port: int, concurrency: int, duration: float) -> LoadResult:
+    """ghz at a fixed concurrency: ``concurrency`` workers over as many connections (so the
+    kernel spreads them over SO_REUSEPORT workers, as wrk's connections are)."""
+    cmd = [str(GHZ), "--insecure", "--proto", str(GRPC_PROTO), "--call", GRPC_CALL]
+    cmd += ["-d", json.dumps(GRPC_BODY), "-c", str(concurrency), "--connections", str(concurrency)]
+    cmd += ["-z", f"{duration:g}s", "-t", "5s", "-O", "json", f"127.0.0.1:{port}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout)
+    latency = {int(d["percentage"]): d["latency"] for d in r.get("latencyDistribution") or []}
+    # ghz closes its own connections when the duration ends, failing the calls then in flight
+    # ("use of closed network connection"): not the server's errors.
+    errors = sum(
+        n
+        for message, n in (r.get("errorDistribution") or {}).items()
+        if "use of closed network connection" not in message
+    )
+    return LoadResult(
+        concurrency, float(r["rps"]), latency.get(50, 0) / 1e6, latency.get(99, 0) / 1e6, errors, int(r["count"])
+    )
+
+
 def run_server(
     spec: ServerSpec, levels: list[int], duration: float, warmup: float, body: Path, logs: Path
 ) -> ServerResult:
@@ -282,6 +322,16 @@ def run_server(
                 flush=True,
             )
         result.pss_mb, result.rss_mb = memory_mb(proc.pid)
+        if spec.grpc_port is not None and GHZ.exists():
+            for c in levels:
+                ghz(spec.grpc_port, c, warmup)
+                res = ghz(spec.grpc_port, c, duration)
+                result.grpc_loads[c] = res
+                print(
+                    f"   gRPC c={c:<4d} {res.rps:9.0f} req/s   p50 {res.p50_ms:7.3f} ms   p99 {res.p99_ms:7.3f} ms   "
+                    f"errors {res.errors}",
+                    flush=True,
+                )
     except (RuntimeError, subprocess.CalledProcessError, OSError, StopIteration) as exc:
         result.failure = str(exc)
         print(f"   FAILED: {exc}; see {log_path}", flush=True)
@@ -369,11 +419,14 @@ def main() -> int:
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelops" / "bench-serving",
     )
     ap.add_argument("--skip-peers", action="store_true", help="only our server (quick check)")
+    ap.add_argument("--only-mlserver", action="store_true", help="of the peers, only MLServer (no adaptive batching)")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
+    if not GHZ.exists():
+        print(f"ghz is not built ({GHZ}): `make ghz`; the gRPC rows are left out", file=sys.stderr)
     levels = [int(c) for c in args.concurrency.split(",")]
     cache: Path = args.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
@@ -388,15 +441,18 @@ def main() -> int:
     specs = [ours(model_dirs["joblib"], args.workers), ours(model_dirs["joblib"], args.workers, fast_path=False)]
     if not args.skip_peers:
         ml = ensure_venv(cache, "mlserver")
-        ks = ensure_venv(cache, "kserve")
+        ks = ensure_venv(cache, "kserve") if not args.only_mlserver else ml
         work = cache / "work"
-        specs += [
-            mlserver(ml, model_dirs["joblib"], work, 0, False),
-            mlserver(ml, model_dirs["joblib"], work, 2, False),
-            mlserver(ml, model_dirs["joblib"], work, 2, True),
-            kserve(ks, model_dirs["joblib"], 1),
-            kserve(ks, model_dirs["joblib"], 2),
-        ]
+        if args.only_mlserver:
+            specs += [mlserver(ml, model_dirs["joblib"], work, pw, False) for pw in (0, 2)]
+        else:
+            specs += [
+                mlserver(ml, model_dirs["joblib"], work, 0, False),
+                mlserver(ml, model_dirs["joblib"], work, 2, False),
+                mlserver(ml, model_dirs["joblib"], work, 2, True),
+                kserve(ks, model_dirs["joblib"], 1),
+                kserve(ks, model_dirs["joblib"], 2),
+            ]
     logs = cache / "logs"
     logs.mkdir(exist_ok=True)
     results = [run_server(s, levels, args.duration, args.warmup, body, logs) for s in specs]
@@ -471,6 +527,45 @@ def render(
                 theirs = best.loads[c]
                 lines.append(
                     f"| {peer} ({best.spec.config}) | {c} | {theirs.rps:,.0f} | {mine.rps:,.0f} | "
+                    f"{mine.rps / theirs.rps:.1f}x | {theirs.p99_ms:.2f} | {mine.p99_ms:.2f} |"
+                )
+    grpc_rows = [r for r in results if r.grpc_loads]
+    if grpc_rows:
+        lines += [
+            "",
+            "OIP v2 over gRPC, same servers, load from ghz "
+            f"{GHZ_VERSION} (as many connections as concurrency), single-row ModelInfer with typed fp64 contents:",
+            "",
+            "| server | configuration | concurrency | req/s | p50 ms | p99 ms | errors |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in grpc_rows:
+            for c in levels:
+                load = r.grpc_loads.get(c)
+                if load is not None:
+                    lines.append(
+                        f"| {r.spec.name} | {r.spec.config} | {c} | {load.rps:,.0f} | {load.p50_ms:.3f} "
+                        f"| {load.p99_ms:.2f} | {load.errors} |"
+                    )
+        grpc_peers = [r for r in grpc_rows if not r.spec.name.startswith("modelops")]
+        if grpc_peers and ours_r.grpc_loads:
+            lines += [
+                "",
+                "gRPC: ours vs the peer's best configuration at that concurrency:",
+                "",
+                "| peer | concurrency | peer best req/s | ours req/s | throughput ratio | peer p99 ms | ours p99 ms |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            ]
+            for c in levels:
+                best = max(
+                    (r for r in grpc_peers if c in r.grpc_loads), key=lambda r: r.grpc_loads[c].rps, default=None
+                )
+                mine = ours_r.grpc_loads.get(c)
+                if best is None or mine is None:
+                    continue
+                theirs = best.grpc_loads[c]
+                lines.append(
+                    f"| {best.spec.name} ({best.spec.config}) | {c} | {theirs.rps:,.0f} | {mine.rps:,.0f} | "
                     f"{mine.rps / theirs.rps:.1f}x | {theirs.p99_ms:.2f} | {mine.p99_ms:.2f} |"
                 )
     lines += [

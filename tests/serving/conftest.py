@@ -19,6 +19,7 @@ from modelops.training.trainer import TrainOptions, train
 from modelops_testing import bad_options
 
 LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
+GRPC_LISTENING = re.compile(r"grpc://([\d.]+):(\d+)")
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Server:
     host: str
     port: int
     output: list[str] = field(default_factory=list)
+    grpc_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -35,6 +37,11 @@ class Server:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        assert self.grpc_port is not None, "server started without --grpc-port"
+        return f"{self.host}:{self.grpc_port}"
 
     def stop(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
@@ -80,7 +87,8 @@ def launch(model_dir: Path, *args: str, wait: bool = True) -> Server:
     if match is None:
         proc.kill()
         raise RuntimeError("server did not start:\n" + "".join(lines))
-    server = Server(proc, match.group(1), int(match.group(2)), lines)
+    grpc_match = next((m for m in map(GRPC_LISTENING.search, lines) if m), None)
+    server = Server(proc, match.group(1), int(match.group(2)), lines, int(grpc_match.group(2)) if grpc_match else None)
     # The sockets listen before the workers' loops run; wait until a worker answers.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

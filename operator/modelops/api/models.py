@@ -163,10 +163,21 @@ class Toleration(Model):
 class Serving(Model):
     """How the serving pods run."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.grpcPort != self.port", "grpcPort must differ from port", ".grpcPort")
+            ]
+        }
+    )
+
     replicas: int = Field(default=2, ge=0, le=100)
     image: str = Field(default=DEFAULT_SERVER_IMAGE, min_length=1, max_length=512)
     workers: int = Field(default=1, ge=1, le=32, description="Server worker processes per pod.")
     port: int = Field(default=8080, ge=1024, le=65535)
+    grpc_port: int = Field(
+        default=9000, ge=1024, le=65535, description="Port of the Open Inference Protocol v2 gRPC service."
+    )
     resources: Resources | None = None
     batching: Batching = Field(default_factory=Batching)
     node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(

@@ -197,6 +197,20 @@ def _register_serve(commands: Any) -> None:
     p.add_argument("--keepalive-timeout", type=float, default=75.0)
     p.add_argument("--drain-timeout", type=float, default=25.0, help="seconds to finish in-flight work on SIGTERM")
     p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="also serve OIP v2 over gRPC (and grpc.health.v1) on this port; 0: any free port (default: no gRPC)",
+    )
+    p.add_argument(
+        "--predict-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request may wait on the model before it fails (504 / DEADLINE_EXCEEDED); "
+        "a worker stuck this long makes the server unready",
+    )
+    p.add_argument("--max-connections", type=int, default=4096, help="open HTTP connections per worker")
+    p.add_argument(
         "--allow-version-mismatch",
         action="store_true",
         help="serve a model trained with another scikit-learn minor / numpy major version",
@@ -233,6 +247,11 @@ def _register_serve(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    # Before numpy loads its BLAS (importing the server does): later, only threadpoolctl helps.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     from modelops.serving.feedback import configs_from_args
     from modelops.serving.server import ServeConfig, serve
 
@@ -246,10 +265,15 @@ def _serve(args: argparse.Namespace) -> int:
         ("--workers", args.workers),
         ("--max-batch-size", args.max_batch_size - 1),
         ("--max-rows", args.max_rows - 1),
+        ("--max-connections", args.max_connections - 1),
+        ("--grpc-port", 0 if args.grpc_port is None else args.grpc_port),
     ):
         if value < 0:
             print(f"modelops serve: {flag} must be positive", file=sys.stderr)
             return 2
+    if args.grpc_port and args.grpc_port == args.port:
+        print(f"modelops serve: --grpc-port {args.grpc_port} is the HTTP port too; pick another", file=sys.stderr)
+        return 2
     return serve(
         ServeConfig(
             model_dir=args.model_dir,
@@ -276,5 +300,8 @@ def _serve(args: argparse.Namespace) -> int:
             drift_min_rows=args.drift_min_rows,
             feedback=feedback_config,
             request_log=request_log_config,
+            grpc_port=args.grpc_port,
+            predict_timeout_s=args.predict_timeout,
+            max_connections=args.max_connections,
         )
     )

@@ -70,7 +70,7 @@ def fetch_args(spec: ModelDeploymentSpec) -> list[str]:
 
 def serve_args(spec: ModelDeploymentSpec, revision: str) -> list[str]:
     s = spec.serving
-    args = ["serve", MODEL_DIR, "--host", "0.0.0.0", "--port", str(s.port),
+    args = ["serve", MODEL_DIR, "--host", "0.0.0.0", "--port", str(s.port), "--grpc-port", str(s.grpc_port),
             "--name", spec.model.name, "--version", spec.model.version, "--revision", revision,
             "--workers", str(s.workers), "--max-batch-size", str(s.batching.max_batch_size),
             "--max-latency-ms", f"{s.batching.max_latency_ms:g}"]
@@ -115,7 +115,8 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         "command": ["modelops"],
         "args": serve_args(spec, revision),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "ports": [{"name": "http", "containerPort": s.port, "protocol": "TCP"}],
+        "ports": [{"name": "http", "containerPort": s.port, "protocol": "TCP"},
+                  {"name": "grpc", "containerPort": s.grpc_port, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"},
                            "periodSeconds": 2, "failureThreshold": 2},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
@@ -205,6 +206,9 @@ def _service(svc: str, namespace: str, owner: str, uid: str, spec: ModelDeployme
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"},
+                      # OIP v2 gRPC: cleartext HTTP/2, named so meshes and Gateway API route it as such.
+                      {"name": "grpc", "port": spec.serving.grpc_port, "targetPort": "grpc", "protocol": "TCP",
+                       "appProtocol": "kubernetes.io/h2c"}],
         },
     }

@@ -1,9 +1,14 @@
 """The model server that runs in serving pods (`modelops serve`) and its init step (`modelops fetch`).
 
-Layout: ``server`` (supervisor: load, bind, fork, drift, SIGTERM), ``worker`` (one event loop per
-process), ``http`` (httptools protocol, routing, micro-batcher), ``protocol`` (OIP v2 / KServe v1
-decoding), ``loader`` (safe loading, fast predictor), ``metrics`` (Prometheus, multiprocess),
+Layout: ``server`` (supervisor: load, bind, fork, drift, restart stuck workers, SIGTERM), ``worker``
+(one event loop per process), ``http`` (httptools protocol, routing, micro-batcher), ``grpc_server``
+(OIP v2 gRPC and grpc.health.v1 on the same loop and batcher; stubs in ``grpc_v2``),
+``protocol`` / ``grpc_codec`` (OIP v2 / KServe v1 decoding), ``heartbeat`` (shared-memory worker
+heartbeats), ``loader`` (safe loading, fast predictor), ``metrics`` (Prometheus, multiprocess),
 ``drift_monitor`` (rows from workers to PSI in the supervisor), ``fetch`` (artifact download).
+
+gRPC (``--grpc-port``): ``inference.GRPCInferenceService`` (ServerLive, ServerReady, ModelReady,
+ServerMetadata, ModelMetadata, ModelInfer with raw or typed contents) and ``grpc.health.v1.Health``.
 
 Endpoints: ``GET /v2/health/live``, ``GET /v2/health/ready`` (503 while draining), ``GET /v2``,
 ``GET /v2/models/<name>[/versions/<v>]``, ``GET .../ready``, ``POST .../infer`` (JSON or the binary
@@ -12,8 +17,9 @@ tensor extension; outputs ``predict`` and, for classifiers, ``predict_proba``),
 ``POST /v2/models/<name>[/versions/<v>]/feedback`` (ground-truth labels by request id: ``feedback``;
 sampled requests and labels as Parquet: ``datalog``; storage URIs: ``objectstore``).
 
-Metrics (labels model, version, revision on all): ``modelops_requests_total{code}`` (inference
-requests only, probes excluded), ``modelops_request_duration_seconds``, ``modelops_batch_size``,
+Metrics (labels model, version, revision on all): ``modelops_requests_total{protocol,code}``
+(inference requests only, probes excluded; ``code`` is the HTTP status, or the one a gRPC status
+maps to), ``modelops_request_duration_seconds{protocol}``, ``modelops_batch_size``,
 ``modelops_inflight_requests``, ``modelops_predictions_total{class}`` (classifiers) or
 ``modelops_prediction_value`` (regressors), ``modelops_feature_drift_psi{feature}``,
 ``modelops_prediction_drift_psi``, ``modelops_drift_window_rows``. PSI appears only once the

@@ -26,6 +26,7 @@ import orjson
 
 from modelops.serving import feedback, protocol
 from modelops.serving.drift_monitor import SharedRing
+from modelops.serving.heartbeat import Heartbeats
 from modelops.serving.loader import Predictor
 from modelops.serving.metrics import RequestMetrics, render
 from modelops.serving.protocol import InferRequest, ModelSpec, RequestError
@@ -44,11 +45,21 @@ REASONS = {
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
     503: b"Service Unavailable",
+    504: b"Gateway Timeout",
 }
 JSON = b"application/json"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PIPELINED = 64
 DRAIN_IDLE_GRACE_S = 0.5
+# After refusing a body (413) we keep reading and discarding what the client still sends, for at
+# most this long / this much, so it reads our answer instead of a connection reset.
+LINGER_S = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
+
+# An extra endpoint (e.g. a feedback or logging module): (path without query, body) -> (status, JSON body).
+Route = Callable[[bytes, bytes], tuple[int, bytes]]
+# Told about every answered inference, REST or gRPC: (request, outputs by name, protocol).
+InferObserver = Callable[[InferRequest, dict[str, Any], str], None]
 
 
 @dataclass
@@ -62,6 +73,12 @@ class WorkerConfig:
     drain_timeout_s: float
     inline_predict: bool
     revision: str
+    # A request waiting on the model longer than this ends with 504 (gRPC DEADLINE_EXCEEDED), and
+    # a worker whose loop or model is stuck this long makes readiness false.
+    predict_timeout_s: float = 30.0
+    max_connections: int = 4096  # per worker; more are answered 503 and closed
+    # Bytes of pipelined requests queued on one connection before we stop reading from it.
+    max_pipelined_bytes: int = 8 * 1024 * 1024
 
 
 class _TooLarge(Exception):
@@ -79,6 +96,7 @@ class Pending:
     rows: FloatArray
     want_proba: bool
     done: Callable[[dict[str, Any] | None, str | None], None]
+    cancelled: bool = False  # the client was answered already (timeout); skip done()
 
 
 class Batcher:
@@ -120,7 +138,7 @@ class Batcher:
         self.scheduled = False
         if self.running or not self.pending:
             return
-        if self.max_latency <= 0 or len(self.pending) >= self.app.open_connections:
+        if self.max_latency <= 0 or len(self.pending) >= self.app.open_connections + self.app.grpc_waiting:
             self.flush()
         elif self.timer is None:
             self.timer = self.loop.call_later(self.max_latency, self.flush)
@@ -140,8 +158,13 @@ class Batcher:
             take += 1
         batch, self.pending = self.pending[:take], self.pending[take:]
         self.rows -= rows
+        self.app.predicting(True)
         if self.executor is None:
-            self._deliver(batch, self._run(batch))
+            try:
+                results = self._run(batch)
+            finally:
+                self.app.predicting(False)
+            self._deliver(batch, results)
             if self.pending and not self.scheduled:
                 self.scheduled = True
                 self.loop.call_soon(self._end_of_iteration)
@@ -152,6 +175,7 @@ class Batcher:
 
     def _after_executor(self, batch: list[Pending], fut: asyncio.Future[Any]) -> None:
         self.running = False
+        self.app.predicting(False)
         try:
             results = fut.result()
         except Exception as exc:  # _run catches model errors; this is a last line of defence
@@ -191,6 +215,8 @@ class Batcher:
 
     def _deliver(self, batch: list[Pending], results: list[tuple[dict[str, Any] | None, str | None]]) -> None:
         for p, (res, err) in zip(batch, results, strict=True):
+            if p.cancelled:
+                continue
             try:
                 p.done(res, err)
             except Exception:
@@ -209,8 +235,13 @@ class App:
         metrics: RequestMetrics,
         ring: SharedRing | None,
         metadata_doc: dict[str, Any],
+        heartbeats: Heartbeats | None = None,
     ) -> None:
         self.loop = loop
+        self.heartbeats = heartbeats
+        self.routes: dict[tuple[bytes, bytes], Route] = {}
+        self.observers: list[InferObserver] = []
+        self.on_drain: list[Callable[[], None]] = []  # e.g. the gRPC server's graceful stop
         self.predictor = predictor
         self.spec = spec
         self.config = config
@@ -219,6 +250,7 @@ class App:
         self.served: feedback.ServedHooks | None = None  # feedback + request log (serving/feedback.py)
         self.connections: set[HttpConnection] = set()
         self.open_connections = 0
+        self.grpc_waiting = 0  # gRPC calls waiting on the batcher (each counts as a waiting client)
         self.inflight = 0
         self.draining = False
         self.drained: asyncio.Future[None] = loop.create_future()
@@ -234,6 +266,34 @@ class App:
             c.item() if hasattr(c, "item") else c for c in (self.classes if self.classes is not None else [])
         ]
         self._sweeper: asyncio.Handle = loop.call_later(0.25, self._sweep)
+
+    # -- extension points ----------------------------------------------------------------------
+    def add_route(self, method: bytes, path: bytes, handler: Route) -> None:
+        """Serve ``method path`` (exact path, query ignored) with ``handler``; checked before the built-ins."""
+        self.routes[(method, path)] = handler
+
+    def observe(self, req: InferRequest, results: dict[str, Any], protocol_name: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(req, results, protocol_name)
+            except Exception:  # an observer must never cost a client its answer
+                log.exception("inference observer failed")
+
+    # -- health --------------------------------------------------------------------------------
+    def predicting(self, running: bool) -> None:
+        if self.heartbeats is not None:
+            self.heartbeats.predicting(self.config.index, time.monotonic() if running else 0.0)
+
+    def not_ready_reason(self) -> str | None:
+        """Why this server should take no traffic now (draining, or a worker stuck), or None."""
+        if self.draining:
+            return "shutting down"
+        if self.heartbeats is not None:
+            stuck = self.heartbeats.stuck(time.monotonic(), self.config.predict_timeout_s)
+            if stuck:
+                index, seconds = stuck[0]
+                return f"worker {index} has been stuck (model or event loop) for {seconds:.1f} s"
+        return None
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def record_batch(self, X: FloatArray, y: npt.NDArray[Any]) -> None:
@@ -261,6 +321,8 @@ class App:
     def _sweep(self) -> None:
         """Periodic: publish in-flight, time out slow clients and idle keep-alives, finish draining."""
         now = time.monotonic()
+        if self.heartbeats is not None:
+            self.heartbeats.beat(self.config.index)
         self.metrics.inflight.set(self.inflight)
         for conn in list(self.connections):
             conn.check_timeouts(now)
@@ -278,12 +340,20 @@ class App:
             return
         self.draining = True
         self.drain_started = time.monotonic()
+        for hook in self.on_drain:
+            hook()
         self._sweeper.cancel()
         self._sweeper = self.loop.call_soon(self._sweep)
 
 
 class HttpConnection(asyncio.Protocol):
-    """One client connection. Requests on it are answered in order (pipelining is allowed)."""
+    """One client connection. Requests on it are answered in order (pipelining is allowed).
+
+    Bounded everywhere: the request line and headers by raw bytes as they arrive, the body by
+    Content-Length and bytes read, pipelined requests by the bytes queued, the wait for the model
+    by ``predict_timeout_s``, the connections per worker by ``max_connections``. Replies to
+    pipelined requests go out from a loop (:meth:`_pump`), never by recursion.
+    """
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -297,15 +367,23 @@ class HttpConnection(asyncio.Protocol):
         self.body_size = 0
         self.started = 0.0
         self.in_message = False
+        # Raw bytes received while the current request's head is incomplete (httptools hands us
+        # a header only once it has assembled it, which an endless line never lets happen).
+        self.head_done = False
+        self.head_bytes = 0
+        self.completed_in_chunk = False
         self.busy = False
-        self.waiting_batch = False
+        self.pumping = False
+        self.waiting_batch: Pending | None = None
         self.queue: deque[tuple[bytes, bytes, bytes, int | None, bool, float]] = deque()
+        self.queued_bytes = 0
         self.deadline = 0.0
-        self.error: tuple[int, str] | None = None
         self.paused = False
         self.keep_alive = True
         self.expect_continue = False
         self.head_only = False
+        self.lingering = False
+        self.linger_bytes = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -315,6 +393,16 @@ class HttpConnection(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):  # e.g. a Unix socket in some test harness
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.app.open_connections >= self.app.config.max_connections:
+            # Over the limit: say so (the client may retry elsewhere) and close; never parse.
+            body = protocol.error_body(f"too many connections (limit {self.app.config.max_connections} per worker)")
+            self.transport.write(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            self.transport.close()
+            self.transport = None
+            return
         self.app.connections.add(self)
         self.app.open_connections += 1
         self.deadline = time.monotonic() + self.app.config.keepalive_timeout_s
@@ -323,13 +411,24 @@ class HttpConnection(asyncio.Protocol):
         if self in self.app.connections:
             self.app.connections.discard(self)
             self.app.open_connections -= 1
+        # A request still waiting on the model is answered into the void (and counted) as before.
         self.transport = None
 
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            self.linger_bytes += len(data)
+            if self.linger_bytes > LINGER_BYTES and self.transport is not None:
+                self.transport.close()
+            return
+        self.completed_in_chunk = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not supported")
+            return
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if isinstance(cause, _TooLarge):
@@ -338,6 +437,13 @@ class HttpConnection(asyncio.Protocol):
                 self._fail(431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
             else:
                 self._fail(400, f"malformed HTTP request: {exc}")
+            return
+        # A chunk in which a request ended may hold the next one's start; counting only chunks
+        # wholly inside a head errs by at most one read, never against a valid request.
+        if not self.head_done and not self.completed_in_chunk:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEADER_BYTES:
+                self._fail(431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
 
     # -- httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -359,6 +465,7 @@ class HttpConnection(asyncio.Protocol):
             raise _HeadersTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Headers that arrived in one read: counted here, once httptools has assembled them.
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > MAX_HEADER_BYTES:
             raise _HeadersTooLarge
@@ -381,6 +488,8 @@ class HttpConnection(asyncio.Protocol):
                 self.ihcl = -1
 
     def on_headers_complete(self) -> None:
+        self.head_done = True
+        self.head_bytes = 0
         if self.expect_continue and self.transport is not None:
             self.expect_continue = False
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -393,25 +502,58 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_message = False
-        assert self.transport is not None
+        self.head_done = False
+        self.completed_in_chunk = True
+        if self.transport is None:
+            return
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.body = []
         method = self.parser.get_method()
         request = (method, self.url, body, self.ihcl, bool(self.parser.should_keep_alive()), self.started)
-        if self.busy:
-            self.queue.append(request)
-            if len(self.queue) >= MAX_PIPELINED and not self.paused:
+        self.queue.append(request)
+        self.queued_bytes += len(body) + len(self.url)
+        if self.busy or self.pumping:
+            # Stop reading once the queue is long or heavy; resumed when it has drained.
+            if not self.paused and (
+                len(self.queue) >= MAX_PIPELINED or self.queued_bytes >= self.app.config.max_pipelined_bytes
+            ):
                 self.paused = True
                 self.transport.pause_reading()
             return
-        self._handle(*request)
+        self._pump()
 
     # -- requests ------------------------------------------------------------------------------
+    def _pump(self) -> None:
+        """Handle queued requests in order, one at a time, iteratively: an answer given at once
+        returns here and the loop takes the next; one that waits for the batcher resumes the
+        loop from its callback."""
+        if self.pumping:
+            return
+        self.pumping = True
+        try:
+            while self.queue and not self.busy and self.transport is not None and not self.transport.is_closing():
+                request = self.queue.popleft()
+                self.queued_bytes -= len(request[2]) + len(request[1])
+                if self.paused and len(self.queue) < MAX_PIPELINED // 2 and (
+                    self.queued_bytes < self.app.config.max_pipelined_bytes // 2
+                ):
+                    self.paused = False
+                    self.transport.resume_reading()
+                self._handle(*request)
+        finally:
+            self.pumping = False
+
     def _handle(self, method: bytes, url: bytes, body: bytes, ihcl: int | None, keep: bool, started: float) -> None:
         self.busy = True
         self.keep_alive = keep
         self.head_only = method == b"HEAD"
         path = url.split(b"?", 1)[0]
         app = self.app
+        if app.routes:
+            route = app.routes.get((method, path))
+            if route is not None:
+                self._route(route, path, body)
+                return
         v2_rest = self._model_rest(path, app.v2_prefix)
         if method == b"POST":
             if v2_rest is not None:
@@ -459,11 +601,21 @@ class HttpConnection(asyncio.Protocol):
         elif path == b"/v1/models":
             self._send(200, orjson.dumps({"models": [app.spec.name]}))
         elif path == app.v1_prefix:
-            self._send(200 if not app.draining else 503, app.v1_status)
+            self._send(200 if app.not_ready_reason() is None else 503, app.v1_status)
         elif path.startswith((b"/v2/models/", b"/v1/models/")):
             self._model_not_found(path, started, count=False)
         else:
             self._send(404, protocol.error_body(f"no such endpoint: GET {path.decode('latin-1')}"))
+
+    def _route(self, route: Route, path: bytes, body: bytes) -> None:
+        try:
+            code, answer = route(path, body)
+        except RequestError as exc:
+            code, answer = exc.status, protocol.error_body(exc.message)
+        except Exception as exc:
+            log.exception("handler for %s failed", path.decode("latin-1"))
+            code, answer = 500, protocol.error_body(f"internal error: {type(exc).__name__}")
+        self._send(code, answer)
 
     @staticmethod
     def _model_rest(path: bytes, prefix: bytes) -> bytes | None:
@@ -494,8 +646,9 @@ class HttpConnection(asyncio.Protocol):
         self._send(404, protocol.error_body(msg))
 
     def _ready(self, body: bytes) -> None:
-        if self.app.draining:
-            self._send(503, protocol.error_body("shutting down"))
+        reason = self.app.not_ready_reason()
+        if reason is not None:
+            self._send(503, protocol.error_body(reason))
         else:
             self._send(200, body)
 
@@ -519,19 +672,24 @@ class HttpConnection(asyncio.Protocol):
             req.request_id = feedback.new_request_id()  # the client labels the answer by this id
         want_proba = any(name == "predict_proba" for name, _ in req.outputs)
         app.inflight += 1
-        self.waiting_batch = True
 
         def done(results: dict[str, Any] | None, error: str | None) -> None:
             app.inflight -= 1
-            self.waiting_batch = False
+            if not app.inflight:
+                app.metrics.inflight.set(0)  # idle now: say so at once, not at the next sweep
+            self.waiting_batch = None
             if results is None:
                 self._answer_infer(500, protocol.error_body(error or "prediction failed"), started)
-                return
-            if app.served is not None and req.request_id is not None:
-                app.served.predicted(req.request_id, req.rows, results["predict"])
-            self._respond_infer(req, results, v2, started)
+            else:
+                if app.served is not None and req.request_id is not None:
+                    app.served.predicted(req.request_id, req.rows, results["predict"])
+                self._respond_infer(req, results, v2, started)
+            self._pump()  # the next pipelined request, if any
 
-        app.batcher.submit(Pending(req.rows, want_proba, done))
+        pending = Pending(req.rows, want_proba, done)
+        self.waiting_batch = pending
+        self.deadline = time.monotonic() + app.config.predict_timeout_s
+        app.batcher.submit(pending)
 
     def _respond_infer(self, req: InferRequest, results: dict[str, Any], v2: bool, started: float) -> None:
         try:
@@ -545,6 +703,8 @@ class HttpConnection(asyncio.Protocol):
             return
         extra = b"Inference-Header-Content-Length: %d\r\n" % header_len if header_len is not None else b""
         self._answer_infer(200, body, started, extra=extra)
+        if self.app.observers:
+            self.app.observe(req, results, "rest")
 
     def _answer_infer(self, code: int, body: bytes, started: float, extra: bytes = b"") -> None:
         self._send(code, body, extra=extra)
@@ -554,9 +714,10 @@ class HttpConnection(asyncio.Protocol):
 
     # -- responses -----------------------------------------------------------------------------
     def _send(self, code: int, body: bytes, ctype: bytes = JSON, extra: bytes = b"") -> None:
+        """Write one response. The caller (or :meth:`_pump`) moves on to the next queued request."""
+        self.busy = False
         transport = self.transport
         if transport is None or transport.is_closing():
-            self.busy = False
             return
         close = not self.keep_alive or (self.app.draining and not self.queue)
         head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n" % (
@@ -568,32 +729,60 @@ class HttpConnection(asyncio.Protocol):
             b"Connection: close\r\n" if close else b"",
         )
         transport.write(head if self.head_only else head + body)
-        self.busy = False
         self.deadline = time.monotonic() + self.app.config.keepalive_timeout_s
         if close:
+            self.queue.clear()
             transport.close()
-            return
-        if self.queue:
-            next_request = self.queue.popleft()
-            if self.paused and len(self.queue) < MAX_PIPELINED // 2:
-                self.paused = False
-                transport.resume_reading()
-            self._handle(*next_request)
 
     def _fail(self, code: int, message: str) -> None:
         """Answer a request we could not even parse, then close (the stream is unusable)."""
         self.keep_alive = False
         self.queue.clear()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
         if self.busy:
             # A response is pending for an earlier request; just drop the connection.
-            if self.transport is not None:
-                self.transport.close()
+            transport.close()
+            return
+        if code in (413, 431):
+            # The client may still be sending: answer, half-close, and keep reading (and
+            # discarding) for a while, so it reads the answer instead of a connection reset.
+            body = protocol.error_body(message)
+            transport.write(
+                b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                % (code, REASONS[code], len(body), body)
+            )
+            self.lingering = True
+            self.deadline = time.monotonic() + LINGER_S
+            if self.paused:
+                self.paused = False
+                transport.resume_reading()
+            if transport.can_write_eof():
+                transport.write_eof()
             return
         self._send(code, protocol.error_body(message))
 
     def check_timeouts(self, now: float) -> None:
         transport = self.transport
-        if transport is None or self.busy:
+        if transport is None:
+            return
+        if self.lingering:
+            if now >= self.deadline:
+                transport.close()
+            return
+        if self.busy:
+            pending = self.waiting_batch
+            if pending is not None and now >= self.deadline:
+                # The model has not answered within the predict timeout: end this request (the
+                # batch may still finish; its answer is dropped) and the connection with it.
+                pending.cancelled = True
+                self.waiting_batch = None
+                self.app.inflight -= 1
+                self.keep_alive = False
+                timeout = self.app.config.predict_timeout_s
+                body = protocol.error_body(f"the model did not answer within {timeout:g} s")
+                self._answer_infer(504, body, self.started)
             return
         if self.in_message:
             if now >= self.deadline:

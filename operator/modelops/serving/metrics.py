@@ -64,16 +64,23 @@ class RequestMetrics:
         from prometheus_client import Counter, Gauge, Histogram
 
         self._values = (model, version, revision)
+        # ``protocol`` is "rest" or "grpc"; ``code`` is the HTTP status, or for gRPC the HTTP status
+        # its status code maps to (so the operator's 5xx error rate covers both protocols).
         self._requests = Counter(
-            "modelops_requests", "Inference requests by HTTP status code.", [*LABELS, "code"], registry=None
+            "modelops_requests",
+            "Inference requests by protocol and HTTP status code.",
+            [*LABELS, "protocol", "code"],
+            registry=None,
         )
-        self.duration = Histogram(
+        duration = Histogram(
             "modelops_request_duration_seconds",
             "Inference request latency, from the first byte parsed to the response written.",
-            LABELS,
+            [*LABELS, "protocol"],
             buckets=DURATION_BUCKETS,
             registry=None,
-        ).labels(*self._values)
+        )
+        self.duration = duration.labels(*self._values, "rest")
+        self.grpc_duration = duration.labels(*self._values, "grpc")
         self.batch_size = Histogram(
             "modelops_batch_size", "Rows per model predict call.", LABELS, buckets=BATCH_BUCKETS, registry=None
         ).labels(*self._values)
@@ -85,7 +92,7 @@ class RequestMetrics:
             registry=None,
         ).labels(*self._values)
         self.task = task
-        self._codes: dict[int, Any] = {}
+        self._codes: dict[tuple[int, str], Any] = {}
         self._classes: dict[Any, Any] = {}
         if task == "classification":
             self._predictions = Counter(
@@ -102,11 +109,11 @@ class RequestMetrics:
                 registry=None,
             ).labels(*self._values)
 
-    def request(self, code: int) -> Any:
-        child = self._codes.get(code)
+    def request(self, code: int, protocol: str = "rest") -> Any:
+        child = self._codes.get((code, protocol))
         if child is None:
-            child = self._requests.labels(*self._values, str(code))
-            self._codes[code] = child
+            child = self._requests.labels(*self._values, protocol, str(code))
+            self._codes[(code, protocol)] = child
         return child
 
     def prediction_child(self, label: Any) -> Any:

@@ -1,9 +1,11 @@
 """`modelops serve`: the supervisor process of the model server and its pre-forked workers.
 
 The supervisor loads and verifies the model once, binds one SO_REUSEPORT listening socket per
-worker (the kernel spreads connections across them), forks the workers, restarts any that die,
-computes drift from the rows the workers hand over (modelops.serving.drift_monitor), and on
-SIGTERM stops accepting and lets the workers finish in-flight requests before exiting 0.
+worker (the kernel spreads connections across them) and reserves the gRPC port (the workers'
+gRPC servers bind it with SO_REUSEPORT after the fork), forks the workers, restarts any that die
+or stay stuck past the predict timeout (modelops.serving.heartbeat), computes drift from the rows
+the workers hand over (modelops.serving.drift_monitor), and on SIGTERM stops accepting and lets
+the workers finish in-flight requests before exiting 0.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from modelops.serving.feedback import FeedbackConfig, FeedbackPlumbing
 from modelops.serving.loader import LoadedModel, ModelLoadError, Predictor, load_model_dir
 
 log = logging.getLogger("modelops.serve")
+
+STUCK_GRACE_S = 2.0  # past the predict timeout, before the supervisor kills a stuck worker
 
 
 @dataclass
@@ -58,13 +62,24 @@ class ServeConfig:
     backlog: int = 2048
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     request_log: RequestLogConfig | None = None  # --log-requests-to
+    grpc_port: int | None = None  # None: no gRPC; 0: any free port
+    predict_timeout_s: float = 30.0
+    max_connections: int = 4096
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _limit_threads() -> None:
-    # Several single-threaded workers beat one process fighting its own BLAS threads on 2 cores.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_threads() -> None:
+    """One BLAS/OpenMP thread per process: several single-threaded workers beat processes fighting
+    their own thread pools on a few cores. The variables only count if set before numpy loads its
+    BLAS (`modelops serve` sets them first thing); threadpoolctl resizes pools already loaded."""
+    for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 def default_workers(cpu_max: str | None = None) -> int:
@@ -100,6 +115,18 @@ def _bind(host: str, port: int, count: int, backlog: int) -> list[socket.socket]
     return sockets
 
 
+def _reserve(host: str, port: int) -> socket.socket:
+    """Bind (without listening) the gRPC port with SO_REUSEPORT: fixes the port when 0 is asked,
+    and the workers' gRPC servers bind the same port with SO_REUSEPORT after the fork. A bound
+    socket that does not listen takes no connections."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def _measure_inline(predictor: Predictor, example: Any) -> bool:
     """Predict inline on the event loop only when one call is cheap (under 1 ms)."""
     import numpy as np
@@ -113,6 +140,8 @@ def _measure_inline(predictor: Predictor, example: Any) -> bool:
         except Exception:
             return False  # a model that fails on the example is odd; keep the loop responsive
         timings.append(time.perf_counter() - t)
+        if timings[-1] > 0.01:
+            return False  # plainly slow (or hanging): no need to wait for six more calls
     return sorted(timings)[3] < 0.001
 
 
@@ -126,10 +155,12 @@ class Supervisor:
         self.exit_code = 0
         self.sockets: list[socket.socket] = []
         self.tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self.grpc_port: int | None = None
+        self.grpc_reservation: socket.socket | None = None
 
     def run(self) -> int:
         cfg = self.config
-        _limit_threads()
+        limit_threads()
         metrics_dir = cfg.metrics_dir
         if metrics_dir is None:
             env_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -164,6 +195,9 @@ class Supervisor:
         from modelops.serving.drift_monitor import DriftMonitor, SharedRing
 
         self.ring = SharedRing(workers, cfg.ring_capacity, len(meta.features))
+        from modelops.serving.heartbeat import Heartbeats
+
+        self.heartbeats = Heartbeats(workers)
         gauges = metrics.DriftGauges(self.name, self.version, self.revision)
         self.drift = DriftMonitor(meta, self.ring, cfg.drift_window_s, cfg.drift_min_rows, gauges)
         classes = None if meta.task == "regression" else list(meta.classes)
@@ -176,6 +210,15 @@ class Supervisor:
             print(f"modelops serve: cannot listen on {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
             return 2
         port = self.sockets[0].getsockname()[1]
+        grpc_note = ""
+        if cfg.grpc_port is not None:
+            try:
+                self.grpc_reservation = _reserve(cfg.host, cfg.grpc_port)
+            except OSError as exc:
+                print(f"modelops serve: cannot listen on {cfg.host}:{cfg.grpc_port} for gRPC: {exc}", file=sys.stderr)
+                return 2
+            self.grpc_port = self.grpc_reservation.getsockname()[1]
+            grpc_note = f" and grpc://{cfg.host}:{self.grpc_port}"
 
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -188,7 +231,7 @@ class Supervisor:
         print(
             f"modelops serve: model {self.name} version {self.version} revision {self.revision} "
             f"({meta.format}, predictor {self.predictor.kind}, {'inline' if self.inline else 'threaded'} predict) "
-            f"listening on http://{cfg.host}:{port} with {workers} workers",
+            f"listening on http://{cfg.host}:{port}{grpc_note} with {workers} workers",
             flush=True,
         )
         return self._supervise()
@@ -213,6 +256,7 @@ class Supervisor:
                 os._exit(code)
         self.children[pid] = index
         self.spawned_at[index] = time.monotonic()
+        self.heartbeats.reset(index)
         self.drift.reset_worker(index)
         self.feedback.reset_worker(index)
 
@@ -240,6 +284,7 @@ class Supervisor:
                 self.feedback.tick(now)
             except Exception:
                 log.exception("feedback quality computation failed")
+            self._kill_stuck(now)
             self._reap(restart=True)
         exit_code = self.exit_code
         # Stop accepting on every listener at once (shutdown acts on the socket all workers
@@ -267,6 +312,20 @@ class Supervisor:
         if self.tmpdir is not None:
             self.tmpdir.cleanup()
         return exit_code
+
+    def _kill_stuck(self, now: float) -> None:
+        """Restart a worker whose loop or model has been stuck well past the predict timeout: the
+        requests it holds end (their connections close) and the pod gets its capacity back.
+        The worker's own loop answers a request 504 at the predict timeout when it can."""
+        limit = self.config.predict_timeout_s + STUCK_GRACE_S
+        for index, seconds in self.heartbeats.stuck(now, limit):
+            pid = next((p for p, i in self.children.items() if i == index), None)
+            if pid is None:
+                continue
+            log.error("worker %d (pid %d) stuck for %.1f s (model or event loop); restarting it", index, pid, seconds)
+            self.heartbeats.reset(index, now)  # once; _reap restarts it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _reap(self, restart: bool) -> list[tuple[int, int]]:
         from modelops.serving import metrics

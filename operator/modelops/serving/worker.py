@@ -1,8 +1,9 @@
 """One worker process of the model server: an event loop serving HTTP on its listening socket.
 
 Started (forked) by modelops.serving.server.Supervisor, which has already loaded the model.
-Uses uvloop when it is installed. On SIGTERM: close the listener, answer what is in flight,
-close idle connections, exit 0.
+Uses uvloop when it is installed. Serves REST (modelops.serving.http) and, with ``--grpc-port``,
+OIP v2 gRPC (modelops.serving.grpc_server) from the same loop and batcher. On SIGTERM: close the
+listeners, answer what is in flight, close idle connections, exit 0.
 """
 
 from __future__ import annotations
@@ -93,8 +94,20 @@ def run_worker(sup: Supervisor, index: int, sock: socket.socket) -> int:
         drain_timeout_s=cfg.drain_timeout_s,
         inline_predict=sup.inline,
         revision=sup.revision,
+        predict_timeout_s=cfg.predict_timeout_s,
+        max_connections=cfg.max_connections,
+        max_pipelined_bytes=cfg.max_body_bytes,
     )
-    app = App(loop, sup.predictor, spec, config, metrics, sup.ring, metadata_doc(spec, sup))
+    metadata = metadata_doc(spec, sup)
+    app = App(loop, sup.predictor, spec, config, metrics, sup.ring, metadata, sup.heartbeats)
+    grpc_front = None
+    if sup.grpc_port is not None:
+        # Imported and created only here, after the fork: gRPC's core must not cross a fork.
+        # Started before REST answers, so a worker that says it is ready serves both.
+        from modelops.serving.grpc_server import GrpcFront
+
+        grpc_front = GrpcFront(app, cfg.host, sup.grpc_port, metadata)
+        loop.run_until_complete(grpc_front.start())
     app.served = sup.feedback.hooks_for(index)
     server = loop.run_until_complete(loop.create_server(lambda: HttpConnection(app), sock=sock, backlog=cfg.backlog))
 
@@ -105,6 +118,8 @@ def run_worker(sup: Supervisor, index: int, sock: socket.socket) -> int:
     loop.add_signal_handler(signal.SIGTERM, on_term)
     try:
         loop.run_until_complete(app.drained)
+        if grpc_front is not None:
+            loop.run_until_complete(grpc_front.stopped)
     finally:
         loop.close()
         app.served.close()  # the request log's last batch
