@@ -112,15 +112,14 @@ def test_shipped_rbac_grants_what_the_operator_needs_and_no_more(cluster: Cluste
         for verb, resource in [("patch", "modeldeployments.modelops.dev"), ("update", "modeldeployments/status"),
                                ("create", "deployments.apps"), ("delete", "deployments.apps"),
                                ("create", "services"), ("watch", "pods"), ("create", "events"),
-                               ("patch", "httproutes.gateway.networking.k8s.io"), ("create", "jobs.batch"),
-                               ("create", "poddisruptionbudgets.policy"),
-                               ("list", "horizontalpodautoscalers.autoscaling")]:
+                               ("update", "httproutes.gateway.networking.k8s.io"), ("create", "jobs.batch"),
+                               ("create", "poddisruptionbudgets.policy")]:
             assert _can(cluster, verb, resource, "models"), f"operator cannot {verb} {resource}"
         assert _can(cluster, "update", "leases.coordination.k8s.io", "modelops-system")
         for verb, resource, namespace in [("get", "secrets", "models"), ("delete", "services", "models"),
                                           ("delete", "modeldeployments.modelops.dev", "models"),
                                           ("update", "leases.coordination.k8s.io", "models"),
-                                          ("create", "horizontalpodautoscalers.autoscaling", "models"),
+                                          ("patch", "httproutes.gateway.networking.k8s.io", "models"),
                                           ("delete", "pods", "models")]:
             assert not _can(cluster, verb, resource, namespace), f"operator may {verb} {resource} in {namespace}"
     finally:

@@ -84,6 +84,11 @@ def slim_pod(obj: Obj) -> Obj:
             "status": status}
 
 
+def slim_budget(obj: Obj) -> Obj:
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _slim_meta(obj),
+            "spec": obj.get("spec") or {}}
+
+
 def slim_job(obj: Obj) -> Obj:
     return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _slim_meta(obj),
             "spec": {"template": ((obj.get("spec") or {}).get("template") or {}).get("metadata", {})},
@@ -117,11 +122,13 @@ class Cache:
         self.pods = Store({INSTANCE_INDEX: _instance_index})
         self.services = Store({OWNER_INDEX: _owner_index})
         self.jobs = Store({OWNER_INDEX: _owner_index})
+        self.budgets = Store({OWNER_INDEX: _owner_index})
         self.routes = Store()
 
     def stores(self) -> dict[str, Store]:
         return {"ModelDeployment": self.mdeps, "Deployment": self.deployments, "Pod": self.pods,
-                "Service": self.services, "Job": self.jobs, "HTTPRoute": self.routes}
+                "Service": self.services, "Job": self.jobs, "PodDisruptionBudget": self.budgets,
+                "HTTPRoute": self.routes}
 
     def owned_deployments(self, uid: str) -> list[Obj]:
         return [d for d in self.deployments.by_index(OWNER_INDEX, uid)

@@ -61,6 +61,7 @@ class Kube:
         self.apps = client.AppsV1Api(self.api)
         self.core = client.CoreV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
+        self.policy = client.PolicyV1Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
         self.on_request = on_request
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
@@ -120,6 +121,9 @@ class Kube:
                           MANAGED_SELECTOR),
             "Service": Source("Service", "v1", scoped(
                 self.core.list_service_for_all_namespaces, self.core.list_namespaced_service), MANAGED_SELECTOR),
+            "PodDisruptionBudget": Source("PodDisruptionBudget", "policy/v1", scoped(
+                self.policy.list_pod_disruption_budget_for_all_namespaces,
+                self.policy.list_namespaced_pod_disruption_budget), MANAGED_SELECTOR),
             "Job": Source("Job", "batch/v1", scoped(
                 self.batch.list_job_for_all_namespaces, self.batch.list_namespaced_job), MANAGED_SELECTOR),
             # Routes are the user's: no label of ours to select them by.

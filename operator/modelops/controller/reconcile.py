@@ -271,6 +271,7 @@ class Reconciler:
             await self._ensure_service(builders.service(name, namespace, uid, spec), uid)
         except ReconcileProblem as problem:
             problems.append(problem)  # the rollout itself can go on; say so
+        await self._ensure_budget(builders.disruption_budget(name, namespace, uid, spec), uid)
         existing = {_revision(d): d for d in deployments}
         rolling = decision.status.canary is not None
         for action in decision.actions:
@@ -342,6 +343,13 @@ class Reconciler:
                 f"Service {meta['name']} belongs to another owner; it is left alone"))
         elif _service_matches(cached, desired):
             return
+        await self.kube.call(self.kube.apply, desired)
+
+    async def _ensure_budget(self, desired: dict[str, Any], uid: str) -> None:
+        meta = desired["metadata"]
+        cached = self.cache.budgets.get(meta["namespace"], meta["name"])
+        if cached is not None and (not owned_by(cached, uid) or cached.get("spec") == desired["spec"]):
+            return  # ours and as wanted, or someone else's (left alone)
         await self.kube.call(self.kube.apply, desired)
 
     async def _set_routing(self, obj: dict[str, Any], spec: ModelDeploymentSpec, routing: SetRouting,

@@ -31,6 +31,9 @@ PRESTOP_SLEEP_SECONDS = 3
 OWNER_API_VERSION = "modelops.dev/v1alpha1"
 OWNER_KIND = "ModelDeployment"
 TEMPLATE_HASH = "modelops.dev/template-hash"
+# Serving pods' requests when spec.serving.resources gives none (spec.serving.resources.requests overrides).
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+STARTUP_SECONDS = 300
 
 
 def owner_reference(name: str, uid: str) -> dict[str, Any]:
@@ -117,6 +120,9 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "ports": [{"name": "http", "containerPort": s.port, "protocol": "TCP"},
                   {"name": "grpc", "containerPort": s.grpc_port, "protocol": "TCP"}],
+        # The server listens only once its model is loaded: up to 5 minutes for that, then liveness.
+        "startupProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
+                         "periodSeconds": 2, "failureThreshold": STARTUP_SECONDS // 2},
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"},
                            "periodSeconds": 2, "failureThreshold": 2},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
@@ -128,9 +134,10 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
-    resources = _resources(s.resources.requests, s.resources.limits) if s.resources else {}
-    if resources:
-        container["resources"] = resources
+    # Never BestEffort: without requests the scheduler packs pods blindly and they are evicted first.
+    requests = s.resources.requests if s.resources and s.resources.requests else None
+    limits = s.resources.limits if s.resources else None
+    container["resources"] = _resources(requests or ResourceList.model_validate(DEFAULT_REQUESTS), limits)
     init: dict[str, Any] = {
         "name": "fetch-model",
         "image": s.image,
@@ -174,9 +181,26 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
                     "volumes": [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}, *store_volumes],
                     **({"nodeSelector": dict(s.node_selector)} if s.node_selector else {}),
                     **({"tolerations": [t.wire() for t in s.tolerations]} if s.tolerations else {}),
+                    # Spread a revision's pods over nodes and zones when the cluster allows it.
+                    "topologySpreadConstraints": [
+                        {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+                         "labelSelector": {"matchLabels": revision_selector(name, revision)}}
+                        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")],
                 },
             },
         },
+    }
+
+
+def disruption_budget(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec) -> dict[str, Any]:
+    """One PodDisruptionBudget over every serving pod of the ModelDeployment: a drain takes one at a time."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {**common_labels(name), LABEL_MODEL: spec.model.name},
+                     "ownerReferences": [owner_reference(name, uid)]},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(name)}},
     }
 
 
