@@ -152,7 +152,8 @@ KILL_POINTS = {
 def test_operator_killed_resumes_to_the_same_end(
         cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
         models: dict[str, TrainedModel], kill_point: str) -> None:
-    steps = [{"setWeight": 10}, {"pause": {"duration": "2s"}}, {"setWeight": 50}, {"analysis": {"count": 2}}]
+    # 25% of 2 stable pods is one canary pod: promotion has a second pod to start, so it is seen.
+    steps = [{"setWeight": 10}, {"pause": {"duration": "2s"}}, {"setWeight": 25}, {"analysis": {"count": 2}}]
     _deploy_stable(cluster, namespace, models["v1"], steps=steps)
     aborting = kill_point == "aborting"
     load = _load(cluster, namespace, large_fraction=0.5 if aborting else 0.0)
