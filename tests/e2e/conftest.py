@@ -41,3 +41,11 @@ def prometheus(cluster: Cluster) -> Iterator[Prometheus]:
 def e2e_log_dir(tmp_path: Path) -> Path:
     os.environ.setdefault("MODELOPS_E2E", "1")
     return tmp_path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test item, so fixtures can tell a failed test at teardown."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)

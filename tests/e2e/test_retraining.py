@@ -77,6 +77,26 @@ def _retraining(st: dict[str, Any]) -> dict[str, Any]:
     return dict(st.get("retraining") or {})
 
 
+def _diagnosis(cluster: Cluster, namespace: str) -> str:
+    """What a person would look at when a scenario times out: retraining status, Jobs, their pods, Events."""
+    st = get(cluster, namespace, "mdep", NAME).get("status") or {}
+    pods = [(p["metadata"]["name"], p["status"].get("phase"), [
+        (c.get("name"), c.get("state")) for c in p["status"].get("containerStatuses") or []])
+        for p in get(cluster, namespace, "pods", "-l", "app.kubernetes.io/component=retrain").get("items", [])]
+    jobs = [(j["metadata"]["name"], j.get("status")) for j in _jobs(cluster, namespace)]
+    reasons = [(e["reason"], e["message"][:200]) for e in events(cluster, namespace, NAME)][-12:]
+    return json.dumps({"retraining": st.get("retraining"), "message": st.get("message"), "jobs": jobs,
+                       "pods": pods, "events": reasons}, indent=1, default=str)[:6000]
+
+
+@pytest.fixture(autouse=True)
+def diagnose_on_failure(request: pytest.FixtureRequest, cluster: Cluster, namespace: str) -> Any:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("\nretraining diagnosis:\n" + _diagnosis(cluster, namespace))
+
+
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     _write_csv(tmp_path / "holdout.csv", SHIFT, seed=1)

@@ -38,7 +38,7 @@ from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
 from modelops.controller.kube import Kube, error_reason
 from modelops.controller.metrics import OperatorMetrics
-from modelops.controller.retraining import RetrainingShell
+from modelops.controller.retraining import RetrainingShell, signal_period
 from modelops.controller.status import (
     REASON_NAME_TAKEN,
     REASON_ROUTE_NOT_FOUND,
@@ -206,7 +206,8 @@ class Reconciler:
             self._warnings.pop(key, None)
             return 0.0
         log.info("reconciled %s/%s: %s", namespace, name, new_status.message or "")
-        waits = [w for w in (decision.requeue_after, retrain.requeue_after if retrain else None) if w is not None]
+        waits = [w for w in (decision.requeue_after, retrain.requeue_after if retrain else None,
+                             signal_period(spec)) if w is not None]
         return min(waits) if waits else None
 
     def _record_retraining(self, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:

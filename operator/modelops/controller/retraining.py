@@ -4,7 +4,8 @@ out what `modelops.retraining.evaluator.next_retraining` decided (create or dele
 
 Called by `modelops.controller.reconcile` after the rollout machine, inside the same reconcile, so
 the retraining status is written with the rollout status in one write, before any action. Signals
-are measured at most every `SIGNAL_PERIOD_SECONDS` per object; the Job is read from the cache.
+are measured every `signal_period(spec)` per object (the reconcile asks to be woken for it); the
+Job is read from the cache.
 """
 
 from __future__ import annotations
@@ -39,12 +40,28 @@ from modelops.retraining.observed import (
 )
 
 log = logging.getLogger(__name__)
-SIGNAL_PERIOD_SECONDS = 5.0  # the servers recompute PSI every 5 s
+# Signals are looked at a tenth of their window (or forDuration) apart, within these bounds: often
+# enough for a breach to be seen in time, rarely enough that a fleet costs few scrapes.
+MIN_SIGNAL_PERIOD_SECONDS = 2.0
+MAX_SIGNAL_PERIOD_SECONDS = 60.0
 FEATURE_PSI = "modelops_feature_drift_psi"
 PREDICTION_PSI = "modelops_prediction_drift_psi"
 WINDOW_ROWS = "modelops_drift_window_rows"
-QUALITY_VALUE = "modelops_quality_value"
-QUALITY_SAMPLES = "modelops_quality_samples"
+QUALITY_PREFIX = "modelops_feedback_"  # + accuracy | mae, as the server's QualityGauges name them
+QUALITY_SAMPLES = "modelops_feedback_window_samples"
+
+
+def signal_period(spec: ModelDeploymentSpec) -> float | None:
+    """Seconds between looks at the retraining signals; None when no trigger needs measuring."""
+    retraining = spec.retraining
+    if retraining is None:
+        return None
+    t = retraining.triggers
+    spans = [parse_duration(t.drift.window).total_seconds()] if t.drift is not None else []
+    spans += [parse_duration(x.for_duration).total_seconds() for x in (t.quality, t.promql) if x is not None]
+    if not spans:
+        return None
+    return min(max(min(spans) / 10, MIN_SIGNAL_PERIOD_SECONDS), MAX_SIGNAL_PERIOD_SECONDS)
 
 
 class RetrainingShell:
@@ -70,7 +87,8 @@ class RetrainingShell:
         if retraining is None:
             return base
         now = time.monotonic()
-        if now - self._measured_at.get(key, 0.0) < SIGNAL_PERIOD_SECONDS:
+        period = signal_period(spec)
+        if period is None or now - self._measured_at.get(key, 0.0) < period * 0.9:
             return base
         self._measured_at[key] = now
         stable = status.stable.revision if status.stable else None
@@ -164,15 +182,13 @@ def _quality(pages: Sequence[Page], revision: str, metric: str) -> QualityReadin
     best: tuple[float, float] | None = None  # (samples, value)
     for page in pages:
         value = samples = None
-        for (name, labels), number in page.items():
-            label = dict(labels)
-            if label.get("metric", metric) != metric:
-                continue
-            if name == QUALITY_VALUE:
+        for (name, _labels), number in page.items():
+            if name == QUALITY_PREFIX + metric:
                 value = number
             elif name == QUALITY_SAMPLES:
                 samples = number
-        if value is not None and samples is not None and (best is None or samples > best[0]):
+        # NaN is how a server says its window holds no labels yet
+        if value is not None and samples is not None and value == value and (best is None or samples > best[0]):
             best = (samples, value)
     if best is None:
         return None

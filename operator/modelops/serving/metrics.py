@@ -202,14 +202,17 @@ class QualityGauges:
             name, doc = "modelops_feedback_accuracy", "Share of labelled predictions that were right, over the window."
         else:
             name, doc = "modelops_feedback_mae", "Mean absolute error of labelled predictions, over the window."
-        self._quality = Gauge(name, doc, LABELS, multiprocess_mode="mostrecent", registry=None).labels(*values)
-        self._samples = Gauge(
+        quality = Gauge(name, doc, LABELS, multiprocess_mode="mostrecent", registry=None)
+        samples = Gauge(
             "modelops_feedback_window_samples",
             "Labelled predictions inside the feedback quality window.",
             LABELS,
             multiprocess_mode="mostrecent",
             registry=None,
-        ).labels(*values)
+        )
+        self.collectors = (quality, samples)  # for a registry of its own (tests render one page)
+        self._quality = quality.labels(*values)
+        self._samples = samples.labels(*values)
 
     def set_quality(self, value: float) -> None:
         self._quality.set(value)
