@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-
 from modelops.analysis.scrape import parse_scrape
 from modelops.controller.retraining import MAX_SIGNAL_PERIOD_SECONDS, MIN_SIGNAL_PERIOD_SECONDS, _quality, signal_period
 from modelops.serving.metrics import QualityGauges
+from prometheus_client import CollectorRegistry, generate_latest
+
 from tests.unit.retraining.helpers import make_spec
 
 
