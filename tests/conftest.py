@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +24,17 @@ from tests.cluster import localcluster
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "modeldeployments.modelops.dev.yaml"
 T = TypeVar("T")
+
+
+def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text exposition as {sample name: [(labels, value)]}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
 
 
 def wait_for(check: Callable[[], T], what: str, timeout: float = 60, interval: float = 0.2) -> T:
@@ -50,18 +62,50 @@ def cluster() -> Iterator[localcluster.Cluster]:
 
 
 class OperatorProcess:
-    """`modelops run` as a child process, as it runs in a cluster (but on this machine)."""
+    """`modelops run` as a child process, as it runs in a cluster (but on this machine).
 
-    def __init__(self, cluster: localcluster.Cluster, log: Path) -> None:
+    `args` are extra `modelops run` flags (e.g. `--namespace`, `--leader-elect`); with `metrics_port`
+    the operator serves /metrics there (`--metrics-port`) and `metrics()` reads it. Without either it
+    runs as plain `modelops run`.
+    """
+
+    def __init__(self, cluster: localcluster.Cluster, log: Path, args: Sequence[str] = (),
+                 metrics_port: int | None = None) -> None:
         self.cluster = cluster
         self.log = log
+        self.args = list(args)
+        self.metrics_port = metrics_port
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        port = ["--metrics-port", str(self.metrics_port)] if self.metrics_port is not None else []
+        return [sys.executable, "-m", "modelops.cli.main", "run", *self.args, *port]
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "modelops.cli.main", "run"],
-                                     env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self.command(), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the operator is not started")
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        """The operator's /metrics, as {sample name: [(labels, value)]} (needs `metrics_port`)."""
+        if self.metrics_port is None:
+            raise RuntimeError("the operator was started without a metrics port")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return parse_metrics(r.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` whose labels include `labels` (0 when there is none)."""
+        return sum(v for lbl, v in self.metrics().get(name, []) if labels.items() <= lbl.items())
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
