@@ -63,8 +63,9 @@ demo: venv system-deps
 bench-serving: venv system-deps
 	$(BIN)/python benchmarks/serving/run.py
 
+# BENCH_ARGS picks parts, e.g. `make bench-controller BENCH_ARGS="--sizes 100 --skip-reaction"`.
 bench-controller: venv system-deps
-	$(BIN)/python -m benchmarks.controller.run
+	$(BIN)/python -m benchmarks.controller.run $(BENCH_ARGS)
 
 clean: cluster-down
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
