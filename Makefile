@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cluster/bin:$(PATH)
 
-.PHONY: all venv system-deps lint test test-unit test-serving crd cluster-binaries \
+.PHONY: all venv system-deps lint test test-unit test-serving test-faults crd cluster-binaries \
         cluster-up cluster-down demo bench-serving bench-controller clean
 
 all: test
@@ -53,6 +53,10 @@ test-unit: venv
 
 test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
+
+# The controller under faults (apiserver restarts, etcd outage, leader killed, command storms).
+test-faults: venv system-deps
+	$(BIN)/pytest tests/e2e/test_faults.py
 
 test: venv system-deps lint
 	$(BIN)/pytest
