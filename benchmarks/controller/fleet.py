@@ -507,8 +507,9 @@ def verdict(key: str, results: list[SizeResult]) -> str:
     if at is None:
         return f"{text} (not run)"
     value = at.figures()[key]
-    ok = value is not None and value <= limit
-    return f"{text}: {'met' if ok else 'MISSED'}"
+    if value is None:
+        return f"{text}: MISSED (not reached)" if key == "ready_s" else f"{text} (not measured)"
+    return f"{text}: {'met' if value <= limit else 'MISSED'}"
 
 
 def table(results: list[SizeResult]) -> str:
