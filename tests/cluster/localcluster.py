@@ -396,13 +396,14 @@ def down(cluster: Cluster | None = None, quiet: bool = False) -> None:
 
 
 
-def stop_component(cluster: Cluster, name: str, timeout: float = 30) -> None:
-    """Stop one running component (e.g. "kube-apiserver", "etcd") and wait until its process is gone."""
+def stop_component(cluster: Cluster, name: str, timeout: float = 30, crash: bool = False) -> None:
+    """Stop one running component (e.g. "kube-apiserver", "etcd") and wait until its process is gone;
+    `crash` kills it at once (SIGKILL) instead of letting it drain its requests."""
     pid = _running(cluster).get(name)
     if pid is None:
         raise ClusterError(f"{name} is not running")
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGKILL if crash else signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while _pid_alive(pid):
         if time.monotonic() > deadline:
@@ -425,10 +426,11 @@ def start_apiserver(cluster: Cluster) -> None:
     _wait("kube-apiserver", lambda: healthy(cluster), 120, cluster, "kube-apiserver")
 
 
-def restart_apiserver(cluster: Cluster) -> float:
-    """Stop kube-apiserver and start it again; returns the seconds it was not serving."""
+def restart_apiserver(cluster: Cluster, crash: bool = True) -> float:
+    """Stop kube-apiserver (by default a crash: a graceful stop drains watches for up to a minute) and
+    start it again; returns the seconds it was not serving."""
     started = time.monotonic()
-    stop_component(cluster, "kube-apiserver")
+    stop_component(cluster, "kube-apiserver", crash=crash)
     start_apiserver(cluster)
     return time.monotonic() - started
 

@@ -117,19 +117,29 @@ class Ledger:
                 seen.append(st)
             self.changed.notify_all()
 
+    def mark(self, name: str) -> int:
+        """A position in the statuses of `name`, for `wait_status(since=...)`."""
+        with self.lock:
+            return max(0, len(self.statuses.get(name) or []) - 1)
+
     def wait_status(self, name: str, check: Callable[[dict[str, Any]], bool], what: str,
-                    timeout: float = 90) -> dict[str, Any]:
-        """The first status of `name` (from now on, or the current one) for which `check` holds."""
+                    timeout: float = 90, since: int | None = None) -> dict[str, Any]:
+        """The first status of `name` for which `check` holds: the current one or a later one, or with
+        `since`, any seen from that `mark` on (so a passing state between two looks is not missed)."""
         deadline = time.monotonic() + timeout
         with self.changed:
+            index = since if since is not None else max(0, len(self.statuses.get(name) or []) - 1)
             while True:
-                seen = self.statuses.get(name) or [{}]
-                if check(seen[-1]):
-                    return seen[-1]
+                seen = self.statuses.get(name) or []
+                for st in seen[index:]:
+                    if check(st):
+                        return st
+                index = max(index, len(seen) - 1) if seen else 0
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    last = seen[-1] if seen else {}
                     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last status phase "
-                                         f"{seen[-1].get('phase')!r}: {seen[-1].get('message')!r}")
+                                         f"{last.get('phase')!r}: {last.get('message')!r}")
                 self.changed.wait(min(left, 1.0))
 
     def duplicates(self) -> dict[tuple[str, str], set[str]]:
@@ -193,10 +203,12 @@ def roll_v1_to_v2(cluster: Cluster, namespace: str, ledger: Ledger,
         assert fault is not None
         fault()
     ledger.wait_status(NAME, healthy_on("1"), "v1 Healthy")
+    since = ledger.mark(NAME)
     apply(cluster, namespace, kwok_mdep(NAME, "2"))
     if fault_when in FAULT_POINTS:
         assert fault is not None
-        ledger.wait_status(NAME, FAULT_POINTS[fault_when], f"the rollout to reach {fault_when}", timeout=60)
+        ledger.wait_status(NAME, FAULT_POINTS[fault_when], f"the rollout to reach {fault_when}", timeout=60,
+                           since=since)
         fault()
     ledger.wait_status(NAME, healthy_on("2"), "v2 promoted", timeout=120)
 
