@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cluster/bin:$(PATH)
 
 .PHONY: all venv system-deps lint test test-unit test-serving test-faults crd cluster-binaries \
-        cluster-up cluster-down demo bench-serving bench-controller clean
+        cluster-up cluster-down demo bench-serving bench-controller bench-retraining clean
 
 all: test
 
@@ -70,6 +70,10 @@ bench-serving: venv system-deps
 # BENCH_ARGS picks parts, e.g. `make bench-controller BENCH_ARGS="--sizes 100 --skip-reaction"`.
 bench-controller: venv system-deps
 	$(BIN)/python -m benchmarks.controller.run $(BENCH_ARGS)
+
+# False retraining triggers over 500 no-drift windows (derived vs fixed drift thresholds); pure, ~15 s.
+bench-retraining: venv
+	$(BIN)/python -m benchmarks.retraining.false_alarms
 
 clean: cluster-down
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

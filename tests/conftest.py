@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,13 @@ from tests.cluster import localcluster
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "modeldeployments.modelops.dev.yaml"
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -64,22 +72,21 @@ def cluster() -> Iterator[localcluster.Cluster]:
 class OperatorProcess:
     """`modelops run` as a child process, as it runs in a cluster (but on this machine).
 
-    `args` are extra `modelops run` flags (e.g. `--namespace`, `--leader-elect`); with `metrics_port`
-    the operator serves /metrics there (`--metrics-port`) and `metrics()` reads it. Without either it
-    runs as plain `modelops run`.
+    `args` are extra `modelops run` flags (e.g. `--namespace`, `--leader-elect`). The operator serves
+    /metrics on `metrics_port` (a free port unless given): `metrics()` is the page, `metric()` one sum.
     """
 
     def __init__(self, cluster: localcluster.Cluster, log: Path, args: Sequence[str] = (),
                  metrics_port: int | None = None) -> None:
         self.cluster = cluster
         self.log = log
-        self.args = list(args)
-        self.metrics_port = metrics_port
+        self.args = tuple(args)
+        self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        port = ["--metrics-port", str(self.metrics_port)] if self.metrics_port is not None else []
-        return [sys.executable, "-m", "modelops.cli.main", "run", *self.args, *port]
+        return [sys.executable, "-m", "modelops.cli.main", "run", "--metrics-port", str(self.metrics_port),
+                *self.args]
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
@@ -96,16 +103,14 @@ class OperatorProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
-        """The operator's /metrics, as {sample name: [(labels, value)]} (needs `metrics_port`)."""
-        if self.metrics_port is None:
-            raise RuntimeError("the operator was started without a metrics port")
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            return parse_metrics(r.read().decode())
+    def metrics(self) -> str:
+        """The operator's own /metrics page."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of `name` whose labels include `labels` (0 when there is none)."""
-        return sum(v for lbl, v in self.metrics().get(name, []) if labels.items() <= lbl.items())
+        return sum(v for lbl, v in parse_metrics(self.metrics()).get(name, []) if labels.items() <= lbl.items())
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:

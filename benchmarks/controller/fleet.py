@@ -21,7 +21,6 @@ import contextlib
 import math
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -84,13 +83,6 @@ def api_client(cluster: localcluster.Cluster, pool: int = 32) -> Any:
     config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=cfg)  # type: ignore[no-untyped-call]
     cfg.connection_pool_maxsize = pool
     return client.ApiClient(cfg)
-
-
-def operator_supports(flag: str) -> bool:
-    """Whether this checkout's `modelops run` has `flag` (the informer controller does; the kopf one not)."""
-    out = subprocess.run([sys.executable, "-m", "modelops.cli.main", "run", "--help"], capture_output=True,
-                         text=True, timeout=60)
-    return flag in out.stdout
 
 
 # ------------------------------------------------------------------ watching
@@ -391,8 +383,6 @@ class Fleet:
         say(f"[{self.size}] idle: RSS {after.rss_mib:.0f} MiB, CPU {self.result.cpu_idle_pct:.1f}% of a core")
 
     def _operator_requests(self) -> float | None:
-        if self.operator.metrics_port is None:
-            return None
         try:
             return self.operator.metric("modelops_api_requests_total")
         except OSError:
@@ -542,11 +532,8 @@ def run_sizes(cluster: localcluster.Cluster, sizes: list[int], opts: Options, lo
     """Measure each size with a fresh operator and namespace; extra kwok nodes are removed at the end."""
     cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev", "--timeout=60s")
-    informer = operator_supports("--metrics-port")
-    port = cluster.port_base + 75 if informer else None
-    args = ["--workers", str(opts.workers)] if informer else []
-    say(f"operator: {'informer controller' if informer else 'kopf controller (no --metrics-port)'}; "
-        f"extra flags {args}")
+    port = cluster.port_base + 75
+    args = ["--workers", str(opts.workers)]
     api = api_client(cluster)
     results = []
     try:

@@ -81,6 +81,53 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+def _retraining(**changes: Any) -> dict[str, Any]:
+    """A valid spec.retraining with top-level parts replaced."""
+    body: dict[str, Any] = {
+        "triggers": {"drift": {"minSamples": 100, "forDuration": "5m"}, "schedule": "0 3 * * 0"},
+        "job": {"dataset": {"uri": "pvc://data/iris.csv", "targetColumn": "label"},
+                "holdout": {"uri": "pvc://data/holdout.csv"}, "output": {"uri": "pvc://models/iris"}},
+        "guardrails": {"cooldown": "1h"},
+        "gate": {"metric": "accuracy", "minValue": 0.8, "minImprovement": 0.01},
+    }
+    body.update(changes)
+    return body
+
+
+_JOB = _retraining()["job"]
+CASES += [
+    ("retrain-no-trigger", {"spec.retraining": _retraining(triggers={})}, "spec.retraining.triggers"),
+    ("retrain-cooldown-too-short", {"spec.retraining": _retraining(guardrails={"cooldown": "30s"})},
+     "spec.retraining.guardrails.cooldown"),
+    ("retrain-min-samples-too-small",
+     {"spec.retraining": _retraining(triggers={"drift": {"minSamples": 10}})},
+     "spec.retraining.triggers.drift.minSamples"),
+    ("retrain-cron-garbage", {"spec.retraining": _retraining(triggers={"schedule": "every sunday"})},
+     "spec.retraining.triggers.schedule"),
+    ("retrain-cron-four-fields", {"spec.retraining": _retraining(triggers={"schedule": "0 3 * *"})},
+     "spec.retraining.triggers.schedule"),
+    ("retrain-dataset-two-sources",
+     {"spec.retraining": _retraining(job={**_JOB, "dataset": {"uri": "pvc://d/x.csv", "fromServing": True}})},
+     "spec.retraining.job.dataset"),
+    ("retrain-dataset-no-source", {"spec.retraining": _retraining(job={**_JOB, "dataset": {"targetColumn": "y"}})},
+     "spec.retraining.job.dataset"),
+    ("retrain-gate-without-holdout",
+     {"spec.retraining": _retraining(job={k: v for k, v in _JOB.items() if k != "holdout"})},
+     "spec.retraining.job.holdout"),
+    ("retrain-output-http", {"spec.retraining": _retraining(job={**_JOB, "output": {"uri": "http://x/y"}})},
+     "spec.retraining.job.output.uri"),
+    ("retrain-quality-accuracy-above",
+     {"spec.retraining": _retraining(triggers={"quality": {"metric": "accuracy", "above": 0.5}})},
+     "spec.retraining.triggers.quality.metric"),
+    ("retrain-gate-mae-min-value", {"spec.retraining": _retraining(gate={"metric": "mae", "minValue": 1})},
+     "spec.retraining.gate.metric"),
+    ("retrain-promotion-unknown", {"spec.retraining": _retraining(promotion="Always")},
+     "spec.retraining.promotion"),
+    ("retrain-too-many-args", {"spec.retraining": _retraining(job={**_JOB, "args": ["--seed"] * 40})},
+     "spec.retraining.job.args"),
+]
+
+
 def build(change: dict[str, Any]) -> dict[str, Any]:
     """The valid object with one change applied."""
     obj = copy.deepcopy(VALID)

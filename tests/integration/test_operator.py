@@ -50,7 +50,7 @@ def test_sample_becomes_ready_follows_replicas_and_cleans_up(
     # Printer columns a person reads.
     table = cluster.kubectl("get", "mdep", "iris", "-n", namespace)
     header = table.splitlines()[0].split()
-    assert header == ["NAME", "MODEL", "STABLE", "CANARY", "WEIGHT", "PHASE", "READY", "AGE"]
+    assert header == ["NAME", "MODEL", "STABLE", "CANARY", "WEIGHT", "PHASE", "READY", "REASON", "AGE"]
     assert "True" in table.splitlines()[1]
 
     # Scaling is not a new revision: the same Deployment follows.

@@ -32,6 +32,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    # Why not ready, at a glance: a rollout step, or an error the operator cannot fix (Forbidden, ...).
+    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]

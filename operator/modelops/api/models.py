@@ -237,7 +237,7 @@ class Analysis(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
+                    "!has(self.metrics) || self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
                     "metric names must be unique",
                     ".metrics",
                 )
@@ -258,9 +258,9 @@ class Rollout(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted() && "
+                    "!has(self.steps) || (self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted() && "
                     "self.steps.filter(s, has(s.setWeight)).all(s, "
-                    "self.steps.filter(t, has(t.setWeight) && t.setWeight == s.setWeight).size() == 1)",
+                    "self.steps.filter(t, has(t.setWeight) && t.setWeight == s.setWeight).size() == 1))",
                     "setWeight values must be strictly increasing",
                     ".steps",
                 )
@@ -297,11 +297,290 @@ class Monitoring(Model):
     drift: DriftMonitoring = Field(default_factory=DriftMonitoring)
 
 
+# ---------------------------------------------------------------- retraining (spec)
+
+# Five cron fields (minute hour day-of-month month day-of-week), each `*`, a number, a range, a
+# list of those, each with an optional `/step`; month and weekday names as cron accepts them; or
+# one of the @-shorthands. The operator evaluates the schedule with cronsim, which is stricter.
+_CRON_ATOM = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?"
+_CRON_FIELD = rf"{_CRON_ATOM}(,{_CRON_ATOM})*"
+CRON = rf"^((@(yearly|annually|monthly|weekly|daily|midnight|hourly))|({_CRON_FIELD}( +{_CRON_FIELD}){{4}}))$"
+# Where a retraining Job reads and writes; s3:// needs credentials from a Secret (job.credentialsSecret).
+DATA_URI = r"^(https?|pvc|file|s3)://[^\s]+$"
+OUTPUT_URI = r"^(pvc|file|s3)://[^\s]+$"
+RETRAIN_METRICS = ("accuracy", "f1", "r2", "mae")
+
+
+class DriftTrigger(Model):
+    """Retrain when the stable track's input or prediction distribution has moved, and stays moved."""
+
+    threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description="Fixed PSI threshold. Unset: derived from each window's sample size (a chi-squared critical "
+        "value at `significance`, corrected across the features watched), never below minPsi.",
+    )
+    significance: float = Field(
+        default=0.001,
+        ge=1e-12,
+        le=0.1,
+        description="False alarm probability per window over all features together (derived threshold only).",
+    )
+    min_psi: float = Field(
+        default=0.1,
+        ge=0,
+        le=10,
+        description="Floor of the derived threshold: a shift this small is not worth a retrain however many "
+        "samples prove it.",
+    )
+    min_samples: int = Field(default=100, ge=30, le=100_000_000, description="A window with fewer rows never counts.")
+    for_duration: Duration = Field(default="5m", description="How long the breach must hold before it triggers.")
+    window: Duration = Field(default="10m", description="The window the PSI is computed over (the servers' window).")
+    features: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, max_length=256, description="Features to watch (default: all, and the predictions)."
+    )
+
+
+class QualityTrigger(Model):
+    """Retrain when ground-truth quality (from the feedback endpoint) falls below a bar."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.metric == 'accuracy' ? (has(self.below) && !has(self.above)) "
+                    ": (has(self.above) && !has(self.below))",
+                    "quality: accuracy takes `below`, mae takes `above`",
+                    ".metric",
+                )
+            ]
+        }
+    )
+
+    metric: Literal["accuracy", "mae"]
+    below: float | None = Field(default=None, ge=0, le=1, description="accuracy: trigger below this.")
+    above: float | None = Field(default=None, ge=0, le=1e12, description="mae: trigger above this.")
+    min_samples: int = Field(default=100, ge=30, le=100_000_000, description="Labelled rows a window needs to count.")
+    for_duration: Duration = "5m"
+
+    @model_validator(mode="after")
+    def _bound_matches_metric(self) -> QualityTrigger:
+        if self.metric == "accuracy" and (self.below is None or self.above is not None):
+            raise ValueError("quality: accuracy takes `below`, mae takes `above`")
+        if self.metric == "mae" and (self.above is None or self.below is not None):
+            raise ValueError("quality: accuracy takes `below`, mae takes `above`")
+        return self
+
+
+class PromQLTrigger(Model):
+    """Retrain when a PromQL expression stays above a value."""
+
+    query: str = Field(min_length=1, max_length=4096, description="PromQL returning one number.")
+    above: float = Field(ge=-1e12, le=1e12)
+    for_duration: Duration = "5m"
+
+
+class RetrainTriggers(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.drift) || has(self.quality) || has(self.promql) || has(self.schedule)",
+                    "retraining.triggers: set at least one of drift, quality, promql, schedule",
+                )
+            ]
+        }
+    )
+
+    drift: DriftTrigger | None = None
+    quality: QualityTrigger | None = None
+    promql: PromQLTrigger | None = None
+    schedule: str | None = Field(
+        default=None,
+        pattern=CRON,
+        max_length=128,
+        description="Cron schedule (UTC), the backstop: `0 3 * * 0` is Sundays at 03:00.",
+    )
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> RetrainTriggers:
+        if not (self.drift or self.quality or self.promql or self.schedule):
+            raise ValueError("retraining.triggers: set at least one of drift, quality, promql, schedule")
+        return self
+
+
+class RetrainDataset(Model):
+    """Where training data comes from: a URI a team's pipeline refreshes, or the servers' own logs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.uri) != (has(self.fromServing) && self.fromServing)",
+                    "retraining.job.dataset: set exactly one of uri, fromServing: true",
+                ),
+            ]
+        }
+    )
+
+    uri: str | None = Field(default=None, max_length=2048, pattern=DATA_URI, description="CSV or Parquet file.")
+    target_column: str | None = Field(
+        default=None, min_length=1, max_length=253, description="Label column (default: the last column)."
+    )
+    sha256: str | None = Field(
+        default=None, pattern=SHA256, max_length=64, description="Expected digest of the dataset file."
+    )
+    from_serving: bool = Field(
+        default=False,
+        description="Train on the requests the servers logged, joined with the feedback labels.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RetrainDataset:
+        if (self.uri is not None) == self.from_serving:
+            raise ValueError("retraining.job.dataset: set exactly one of uri, fromServing: true")
+        return self
+
+
+class Holdout(Model):
+    """The frozen evaluation set both the candidate and the current model are scored on."""
+
+    uri: str = Field(min_length=1, max_length=2048, pattern=DATA_URI)
+    sha256: str | None = Field(default=None, pattern=SHA256, max_length=64)
+
+
+class OutputLocation(Model):
+    uri: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=OUTPUT_URI,
+        description="Prefix under which each run writes `<mdep>-retrain-<n>/` (model, model.sha256, metadata.json).",
+    )
+
+
+class RetrainJob(Model):
+    """The Kubernetes Job each run is: `modelops retrain-job` (train, then evaluate) in the serving image."""
+
+    image: str | None = Field(default=None, min_length=1, max_length=512, description="Default: spec.serving.image.")
+    args: list[Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=list, max_length=32, description="Extra `modelops train` arguments, e.g. --estimator forest."
+    )
+    dataset: RetrainDataset
+    holdout: Holdout | None = Field(default=None, description="Required when a gate is set.")
+    output: OutputLocation
+    resources: Resources | None = None
+    deadline: Duration = Field(default="1h", description="activeDeadlineSeconds of the Job.")
+    backoff_limit: int = Field(default=1, ge=0, le=10)
+    service_account_name: str | None = Field(default=None, pattern=DNS_LABEL, max_length=63)
+    credentials_secret: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL,
+        max_length=63,
+        description="Secret whose keys become the Job's environment (e.g. AWS_ACCESS_KEY_ID for s3://).",
+    )
+
+
+class Guardrails(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "duration(self.cooldown) >= duration('1m')",
+                    "retraining.guardrails.cooldown must be at least 1m",
+                    ".cooldown",
+                )
+            ]
+        }
+    )
+
+    cooldown: Duration = Field(default="1h", description="After a run starts, triggers are dropped for this long.")
+    max_runs_per_day: int = Field(default=3, ge=1, le=100, description="Runs per UTC day.")
+    require_new_data: bool = Field(default=True, description="Skip (NoNewData) when the dataset is unchanged.")
+    max_consecutive_rejections: int = Field(
+        default=3, ge=1, le=100, description="Rejected or rolled-back candidates in a row before RetrainBlocked."
+    )
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown_at_least_a_minute(cls, value: str) -> str:
+        if parse_duration(value) < timedelta(minutes=1):
+            raise ValueError("retraining.guardrails.cooldown must be at least 1m")
+        return value
+
+
+class Gate(Model):
+    """The candidate must reach minValue (maxValue for mae) and beat the current model by minImprovement."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.metric == 'mae' ? !has(self.minValue) : !has(self.maxValue)",
+                    "retraining.gate: mae takes maxValue, accuracy/f1/r2 take minValue",
+                    ".metric",
+                )
+            ]
+        }
+    )
+
+    metric: Literal["accuracy", "f1", "r2", "mae"] = "accuracy"
+    min_value: float | None = Field(default=None, ge=-1e12, le=1e12)
+    max_value: float | None = Field(default=None, ge=0, le=1e12)
+    min_improvement: float = Field(
+        default=0.0, ge=-1e12, le=1e12, description="How much better than current (lower for mae) it must be."
+    )
+
+    @model_validator(mode="after")
+    def _bound_matches_metric(self) -> Gate:
+        if self.metric == "mae" and self.min_value is not None:
+            raise ValueError("retraining.gate: mae takes maxValue, accuracy/f1/r2 take minValue")
+        if self.metric != "mae" and self.max_value is not None:
+            raise ValueError("retraining.gate: mae takes maxValue, accuracy/f1/r2 take minValue")
+        return self
+
+
+class Retraining(Model):
+    """The loop in one object: triggers start a guarded Job; its candidate is gated, then rolled out."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.gate) || has(self.job.holdout)",
+                    "retraining.job.holdout is required when a gate is set",
+                    ".job.holdout",
+                )
+            ]
+        }
+    )
+
+    triggers: RetrainTriggers
+    job: RetrainJob
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    gate: Gate | None = None
+    promotion: Literal["Auto", "Manual"] = Field(
+        default="Auto",
+        description="Auto: the candidate goes out through spec.rollout; Manual: waits for `kubectl modelops approve`.",
+    )
+
+    @model_validator(mode="after")
+    def _holdout_for_gate(self) -> Retraining:
+        if self.gate is not None and self.job.holdout is None:
+            raise ValueError("retraining.job.holdout is required when a gate is set")
+        for trigger in (self.triggers.drift, self.triggers.quality, self.triggers.promql):
+            if trigger is not None:
+                parse_duration(trigger.for_duration)
+        parse_duration(self.job.deadline)
+        return self
+
+
 class ModelDeploymentSpec(Model):
     model: ModelSource
     serving: Serving = Field(default_factory=Serving)
     rollout: Rollout = Field(default_factory=Rollout)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    retraining: Retraining | None = None
 
     @field_validator("rollout")
     @classmethod
@@ -397,6 +676,9 @@ class HistoryEntry(Model):
     uri: str | None = Field(default=None, max_length=2048)
     sha256: str | None = Field(default=None, max_length=64)
     format: str | None = Field(default=None, max_length=16)
+    source: Literal["Git", "Retrain", "Undo"] | None = Field(
+        default=None, description="Where this version came from: a Git edit of spec, a retrain, or an undo."
+    )
 
 
 HISTORY_LIMIT = 10
@@ -420,6 +702,113 @@ class PinnedRevision(Model):
     replaces: str = Field(max_length=64, description="The spec revision current when the undo was asked.")
 
 
+# ---------------------------------------------------------------- retraining (status)
+
+
+class StatusModel(Model):
+    """Base of status parts: unknown fields are ignored, so an older operator reads a newer status."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+RetrainSignal = Literal["Drift", "Quality", "PromQL", "Schedule", "Manual"]
+
+
+class RetrainTrigger(StatusModel):
+    """The evidence of the last trigger (also passed to the Job and recorded in metadata.json)."""
+
+    at: str = Field(max_length=64)
+    signal: RetrainSignal
+    value: float | None = None
+    samples: int | None = None
+    window: str | None = Field(default=None, max_length=32)
+    reason: str = Field(default="", max_length=1024)
+
+
+class RetrainRuns(StatusModel):
+    count: int = Field(default=0, ge=0, description="Runs ever started; the next Job is `<mdep>-retrain-<count+1>`.")
+    runs_today: int = Field(default=0, ge=0)
+    day_started_at: str | None = Field(default=None, max_length=64, description="UTC midnight runsToday counts from.")
+    last_started_at: str | None = Field(default=None, max_length=64)
+
+
+class RetrainJobStatus(StatusModel):
+    name: str = Field(max_length=253)
+    number: int = Field(ge=1, description="The run's number n in `<mdep>-retrain-<n>`.")
+    started_at: str = Field(max_length=64)
+    phase: Literal["Pending", "Running"] = "Pending"
+    trigger: RetrainTrigger | None = None
+    parent_sha256: str | None = Field(default=None, max_length=64, description="The model the run should beat.")
+    replaces_model: ModelSource | None = Field(default=None, description="spec.model when the run started.")
+
+
+class GateResult(StatusModel):
+    metric: str = Field(max_length=32)
+    candidate: float | None = None
+    current: float | None = None
+    passed: bool
+    message: str = Field(default="", max_length=1024)
+
+
+class RetrainCandidate(StatusModel):
+    """A retrained model waiting to go out (or going out): it lapses when spec.model moves on from
+    `replacesModel`, like the undo pin with `replaces`."""
+
+    model: ModelSource
+    sha256: str = Field(max_length=64)
+    dataset_sha256: str | None = Field(default=None, max_length=64)
+    rows: int | None = None
+    job: str = Field(max_length=253)
+    replaces_model: ModelSource
+    replaces_revision: str | None = Field(default=None, max_length=64)
+    replaces_generation: int | None = None
+    gate: GateResult | None = None
+    approved: bool = False
+    recorded_at: str = Field(max_length=64)
+
+
+RetrainOutcome = Literal[
+    "Triggered", "Skipped", "JobFailed", "Rejected", "CandidateRecorded", "Promoted", "RolledBack", "Superseded",
+]
+
+
+class RetrainResult(StatusModel):
+    outcome: RetrainOutcome
+    reason: str = Field(default="", max_length=64)
+    message: str = Field(default="", max_length=2048)
+    at: str = Field(max_length=64)
+    job: str | None = Field(default=None, max_length=253)
+
+
+class RetrainingStatus(StatusModel):
+    last_triggered: RetrainTrigger | None = None
+    runs: RetrainRuns = Field(default_factory=RetrainRuns)
+    job: RetrainJobStatus | None = None
+    candidate: RetrainCandidate | None = None
+    promoted: RetrainCandidate | None = Field(
+        default=None,
+        description="The retrained model serving now, kept as the desired model until spec.model moves on.",
+    )
+    consecutive_rejections: int = Field(default=0, ge=0)
+    blocked: bool = False
+    blocked_reason: str | None = Field(default=None, max_length=1024)
+    next_run_after: str | None = Field(default=None, max_length=64)
+    last_result: RetrainResult | None = None
+    breach_since: dict[str, str] = Field(
+        default_factory=dict, description="Signal -> when its current breach began (forDuration runs from there)."
+    )
+    schedule_checked_at: str | None = Field(
+        default=None, max_length=64, description="Cron fires up to here are handled."
+    )
+    stable_dataset_sha256: str | None = Field(
+        default=None, max_length=64, description="The dataset the stable model was trained on (from its retrain)."
+    )
+    retrained_sha256: str | None = Field(
+        default=None, max_length=64, description="The model the last promoted retrain produced."
+    )
+    drift_persists: bool = False
+
+
 class ModelDeploymentStatus(Model):
     model_config = ConfigDict(
         frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
@@ -438,6 +827,7 @@ class ModelDeploymentStatus(Model):
     handled_commands: dict[str, str] = Field(
         default_factory=dict, description="Command annotation name -> nonce of the last request handled."
     )
+    retraining: RetrainingStatus | None = None
 
     @model_validator(mode="after")
     def _bounded_history(self) -> ModelDeploymentStatus:

@@ -21,8 +21,10 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from modelops.api.models import GROUP, PLURAL, VERSION
+from modelops.cli import kubectl_retrain
 from modelops.cli.kubectl_requests import Request, handled, new_request, refusal
-from modelops.cli.kubectl_view import parse_status, render_history, render_status
+from modelops.cli.kubectl_view import parse_spec, parse_status, render_history, render_status
+from modelops.retraining.observed import COMMAND_APPROVE, COMMAND_RETRAIN, RETRAIN_RESET
 from modelops.rollout.observed import (
     COMMAND_ABORT,
     COMMAND_PAUSE,
@@ -233,15 +235,27 @@ def _command(command: str, value: Callable[[argparse.Namespace], str]) -> Callab
     return run
 
 
+def _retrain(args: argparse.Namespace, target: Target, out: TextIO) -> int:
+    if args.export:
+        try:
+            out.write(kubectl_retrain.export_patch(target.get(), args.output))
+        except (ValueError, ValidationError) as error:
+            raise PluginError(str(error)) from error
+        return 0
+    return _request(new_request(COMMAND_RETRAIN, RETRAIN_RESET if args.reset else ""), args, target, out)
+
+
 def _request(request: Request, args: argparse.Namespace, target: Target, out: TextIO) -> int:
     obj = target.get()
     status = _parse_status(obj)
-    why_not = refusal(request, status)
+    retraining = request.command in (COMMAND_RETRAIN, COMMAND_APPROVE)
+    why_not = kubectl_retrain.refusal(request, parse_spec(obj), status) if retraining else refusal(request, status)
+    what = kubectl_retrain.describe(request) if retraining else request.describe()
     if why_not is not None:
-        raise PluginError(f"cannot {request.describe()} on {target.name}: {why_not}")
+        raise PluginError(f"cannot {what} on {target.name}: {why_not}")
     patched = target.patch(request.patch())
     where = f'modeldeployment "{target.name}" in namespace "{target.namespace}"'
-    out.write(f"{request.describe()} requested on {where} (request {request.nonce}).\n")
+    out.write(f"{what} requested on {where} (request {request.nonce}).\n")
     if not args.wait:
         out.write(
             f"The controller acts on it at its next reconcile; follow with: "
@@ -374,13 +388,36 @@ def build_parser() -> argparse.ArgumentParser:
                _command(COMMAND_UNDO, lambda a: a.to_revision or ""), waits)
     undo.add_argument("--to-revision", default=None, metavar="REV",
                       help="revision from `history` (default: the previous one)")
+    retrain = add("retrain", "start a retraining run now; `retrain export NAME` prints the retrained spec.model",
+                  _retrain, waits)
+    retrain.add_argument("export_name", nargs="?", default=None, metavar="NAME",
+                         help="with `export` as the first word: the ModelDeployment")
+    retrain.add_argument("--reset", action="store_true",
+                         help="lift RetrainBlocked / DriftPersists and zero the rejection count; starts no run")
+    retrain.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml", help="export format")
+    add("approve", "send the recorded retrained candidate out through spec.rollout (promotion: Manual)",
+        _command(COMMAND_APPROVE, lambda a: ""), waits)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, turning `retrain export NAME` into the export of NAME."""
+    args = build_parser().parse_args(argv)
+    args.export = False
+    if args.command == "retrain":
+        if args.name == "export" and args.export_name:
+            args.name, args.export = args.export_name, True
+        elif args.export_name:
+            build_parser().error(f"retrain takes one NAME (or `export NAME`), not {args.name!r} {args.export_name!r}")
+        if args.export and args.reset:
+            build_parser().error("retrain export does not take --reset")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from urllib3.exceptions import HTTPError
 
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         target = connect(args.kubeconfig, args.context, args.namespace, args.name)
         code: int = args.run(args, target, sys.stdout)

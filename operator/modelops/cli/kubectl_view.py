@@ -25,6 +25,7 @@ from modelops.api.models import (
     TrackStatus,
     parse_duration,
 )
+from modelops.cli.kubectl_retrain import retraining_lines
 from modelops.rollout.phase import describe_step, pause_remaining
 from modelops.rollout.timefmt import as_utc, format_time, parse_time
 
@@ -122,6 +123,7 @@ def render_status(obj: Mapping[str, Any], now: datetime) -> str:
     lines += _undo_lines(status, now)
     if status.analysis is not None and (status.canary is not None or status.analysis.metrics):
         lines += _analysis_lines(status.analysis, now)
+    lines += retraining_lines(spec, status, now, age, _field)
     lines += _condition_lines(status.conditions, now, status.message)
     if status.history:
         shown = status.history[-STATUS_HISTORY_ENTRIES:]
@@ -279,10 +281,16 @@ def _condition_lines(conditions: Sequence[Condition], now: datetime, message: st
 
 
 def history_table(entries: Sequence[HistoryEntry], now: datetime, indent: str = "  ") -> list[str]:
+    if not any(e.source for e in entries):
+        rows = [
+            [e.revision, e.model_version, e.outcome, e.reason or NONE, f"{e.at} ({age(e.at, now)})"] for e in entries
+        ]
+        return table(["REVISION", "VERSION", "OUTCOME", "REASON", "AT"], rows, indent)
     rows = [
-        [e.revision, e.model_version, e.outcome, e.reason or NONE, f"{e.at} ({age(e.at, now)})"] for e in entries
+        [e.revision, e.model_version, e.source or NONE, e.outcome, e.reason or NONE, f"{e.at} ({age(e.at, now)})"]
+        for e in entries
     ]
-    return table(["REVISION", "VERSION", "OUTCOME", "REASON", "AT"], rows, indent)
+    return table(["REVISION", "VERSION", "SOURCE", "OUTCOME", "REASON", "AT"], rows, indent)
 
 
 def render_history(obj: Mapping[str, Any], now: datetime) -> str:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from modelops import __version__
-from modelops.cli import operator_commands, serving_commands
+from modelops.cli import operator_commands, retrain_commands, serving_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     operator_commands.register(commands)
     serving_commands.register(commands)
+    retrain_commands.register(commands)
     return parser
 
 

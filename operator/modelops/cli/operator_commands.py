@@ -9,8 +9,20 @@ from typing import Any
 
 def register(commands: Any) -> None:
     run = commands.add_parser("run", help="run the operator against the current kubeconfig")
-    run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these namespaces")
-    run.add_argument("--liveness", default=None, help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    run.add_argument("--namespace", "-n", action="append", default=[],
+                     help="watch only these namespaces (repeat the flag); default: the whole cluster")
+    run.add_argument("--workers", type=int, default=16, help="reconciles running at once (default 16)")
+    run.add_argument("--metrics-port", type=int, default=8080,
+                     help="serve /metrics, /healthz and /readyz on this port (0: off; default 8080)")
+    run.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                     help="take a coordination.k8s.io Lease before acting, so one replica acts at a time")
+    run.add_argument("--lease-namespace", default=None,
+                     help="namespace of the Lease (default: $POD_NAMESPACE, else the first --namespace, else default)")
+    run.add_argument("--lease-name", default="modelops-operator")
+    run.add_argument("--lease-duration", type=float, default=15.0,
+                     help="seconds a Lease holds without renewal; renew deadline and retry follow from it")
+    run.add_argument("--resync", type=float, default=300.0,
+                     help="seconds between re-queues of every cached object (no API calls)")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
 
@@ -20,9 +32,16 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from modelops.controller.runner import run_operator
+    from modelops.controller.runner import OperatorConfig, run_operator
 
-    return run_operator(namespaces=list(args.namespace), liveness=args.liveness, verbose=args.verbose)
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1, not {args.workers}")
+    config = OperatorConfig(
+        namespaces=list(args.namespace), workers=args.workers,
+        metrics_port=args.metrics_port or None, leader_elect=args.leader_elect,
+        lease_namespace=args.lease_namespace, lease_name=args.lease_name,
+        lease_duration=args.lease_duration, resync_seconds=args.resync)
+    return run_operator(config, verbose=args.verbose)
 
 
 def _crd(args: argparse.Namespace) -> int:

@@ -35,6 +35,10 @@ def _register_train(commands: Any) -> None:
     p.add_argument("--estimator", choices=["linear", "forest", "hgb"], default="linear")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bins", type=int, default=10, help="drift baseline bins per feature")
+    p.add_argument("--lineage", type=_json_object, default=None, metavar="JSON",
+                   help="lineage recorded in metadata.json (dataset URI, image, parent sha256, ...)")
+    p.add_argument("--trigger", type=_json_object, default=None, metavar="JSON",
+                   help="the retraining trigger's evidence (signal, value, samples, window, at)")
     bad = p.add_argument_group("deliberately bad models (rollout tests and demos)")
     bad.add_argument("--shuffle-labels", action="store_true", help="train on shuffled labels: a worse model")
     bad.add_argument("--slow-ms", type=float, default=0.0, help="sleep this many ms in every predict call")
@@ -43,28 +47,82 @@ def _register_train(commands: Any) -> None:
     p.set_defaults(func=_train)
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _lineage(args: argparse.Namespace) -> dict[str, Any]:
+    """--lineage and --trigger, plus the dataset's sha256 when it is a file."""
+    from modelops.training.storage import sha256_path
+
+    if args.lineage is None and args.trigger is None:
+        return {}
+    lineage: dict[str, Any] = dict(args.lineage or {})
+    if args.trigger is not None:
+        lineage["trigger"] = args.trigger
+    path = Path(args.dataset)
+    if "dataset" not in lineage and path.is_file():
+        lineage["dataset"] = {"uri": args.dataset, "sha256": sha256_path(path)}
+    return lineage
+
+
+def train_options_from_args(extra: list[str], **fixed: Any) -> Any:
+    """TrainOptions from `modelops train` flags in `extra` (spec.retraining.job.args), with `fixed` winning.
+
+    Used by `modelops retrain-job`, so a Job accepts exactly the flags `modelops train` documents.
+    """
+    from modelops.training.trainer import TrainOptions
+
+    parser = argparse.ArgumentParser(prog="modelops train", add_help=False)
+    holder = parser.add_subparsers()
+    _register_train(holder)
+    train_parser = holder.choices["train"]
+    args = train_parser.parse_args(["--dataset", str(fixed["dataset"]), "--output", str(fixed["output"]), *extra])
+    opts = _options(args)
+    for key, value in fixed.items():
+        if value is not None:
+            setattr(opts, key, value)
+    assert isinstance(opts, TrainOptions)
+    return opts
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from modelops.training.trainer import TrainOptions
+
+    return TrainOptions(
+        dataset=args.dataset,
+        output=args.output,
+        format=args.format,
+        target=args.target,
+        version=args.version,
+        name=args.name,
+        task=args.task,
+        estimator=args.estimator,
+        seed=args.seed,
+        bins=args.bins,
+        shuffle_labels=args.shuffle_labels,
+        slow_ms=args.slow_ms,
+        fail_above=args.fail_above,
+        fail_feature=args.fail_feature,
+    )
+
+
 def _train(args: argparse.Namespace) -> int:
     from modelops.training.trainer import TrainOptions, train
 
     try:
-        meta = train(
-            TrainOptions(
-                dataset=args.dataset,
-                output=args.output,
-                format=args.format,
-                target=args.target,
-                version=args.version,
-                name=args.name,
-                task=args.task,
-                estimator=args.estimator,
-                seed=args.seed,
-                bins=args.bins,
-                shuffle_labels=args.shuffle_labels,
-                slow_ms=args.slow_ms,
-                fail_above=args.fail_above,
-                fail_feature=args.fail_feature,
-            )
-        )
+        opts = _options(args)
+        assert isinstance(opts, TrainOptions)
+        opts.lineage = _lineage(args)
+        meta = train(opts)
     except (ValueError, OSError) as exc:
         print(f"modelops train: {exc}", file=sys.stderr)
         return 2

@@ -1,1 +1,2 @@
-"""kopf handlers: the thin I/O layer that reads the cluster, calls the pure core and writes results."""
+"""The thin I/O layer: informers fill an in-memory cache, workers reconcile keys from a queue by
+calling the pure core, write status first and then act. The only package that talks to the API server."""

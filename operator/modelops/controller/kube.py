@@ -1,154 +1,219 @@
-"""Kubernetes API access for the controller: read a ModelDeployment and its children, apply
-children server-side, write status with optimistic concurrency, and post Events.
+"""Kubernetes API access for the controller: the list/watch calls the informers stream, and the
+writes a reconcile makes (status with optimistic concurrency, server-side apply of children,
+scale, delete with a UID precondition, route updates with a resourceVersion, Events, the Lease).
 
-Only the controller imports this. Calls are synchronous (the official client); the reconciler
-runs them in worker threads so one slow call never blocks another ModelDeployment.
+Only the controller imports this. The official client is synchronous; `Kube.call` runs a call on
+a thread pool of its own, sized to the number of workers, so API calls never queue behind
+anything else in the process. Every request is counted by verb and code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
+import json
 import logging
-import threading
-from dataclasses import dataclass
-from typing import Any, cast
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from modelops.api.models import GROUP, PLURAL, VERSION
-from modelops.resources.naming import LABEL_INSTANCE, LABEL_NAME, LABEL_REVISION, SERVER_NAME
+from modelops.controller.informer import Source
+from modelops.resources.naming import LABEL_MANAGED_BY, MANAGED_BY
 
 FIELD_MANAGER = "modelops"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_VERSION = "v1"
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Conflict(Exception):
     """The object changed since it was read; the next reconcile will see the new version."""
 
 
-@dataclass(frozen=True)
-class PodView:
-    name: str
-    revision: str
-    ip: str | None
-    ready: bool
-    phase: str
-    problem: str | None = None  # why it is not starting, as a kubelet reports it
+def _code(error: BaseException) -> str:
+    return str(error.status) if isinstance(error, ApiException) else "error"
 
 
 class Kube:
-    """A thin, thread-safe wrapper over the official client."""
+    """A thin wrapper over the official client; methods are blocking, run them with `call`."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 16, on_request: Callable[[str, str], None] = lambda v, c: None) -> None:
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        self.api = client.ApiClient()
+            # Read $KUBECONFIG now, not when the client module was imported.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
+        configuration = client.Configuration.get_default_copy()
+        # One pooled connection per thread, plus one per informer stream.
+        configuration.connection_pool_maxsize = threads + 16
+        self.api = client.ApiClient(configuration)
         self.custom = client.CustomObjectsApi(self.api)
         self.apps = client.AppsV1Api(self.api)
         self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
+        self.on_request = on_request
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
         self._dynamic: DynamicClient | None = None
         self._resources: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def _counted(self, verb: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as error:
+            self.on_request(verb, _code(error))
+            raise
+        self.on_request(verb, "2xx")
+        return result
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        with self._lock:
-            if self._dynamic is None:
-                self._dynamic = DynamicClient(self.api)  # type: ignore[no-untyped-call]
-            key = (api_version, kind)
-            if key not in self._resources:
-                self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
-            return self._resources[key]
+        if self._dynamic is None:
+            self._dynamic = DynamicClient(self.api)  # type: ignore[no-untyped-call]
+        key = (api_version, kind)
+        if key not in self._resources:
+            self._resources[key] = self._dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resources[key]
 
-    # ------------------------------------------------------------ reads
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
-    def get_mdep(self, namespace: str, name: str) -> dict[str, Any] | None:
+    # ------------------------------------------------------------ what the informers stream
+
+    def sources(self) -> dict[str, Source]:
+        """List calls per kind; each takes the namespace (None: all) and the list/watch arguments."""
+
+        def mdeps(ns: str | None, **kw: Any) -> Any:
+            if ns is None:
+                return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
+            return self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, **kw)
+
+        def routes(ns: str | None, **kw: Any) -> Any:
+            if ns is None:
+                return self.custom.list_cluster_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, "httproutes", **kw)
+            return self.custom.list_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, ns, "httproutes", **kw)
+
+        def scoped(all_ns: Callable[..., Any], one_ns: Callable[..., Any]) -> Callable[..., Any]:
+            def call(ns: str | None, **kw: Any) -> Any:
+                return all_ns(**kw) if ns is None else one_ns(ns, **kw)
+            return call
+
+        return {
+            "ModelDeployment": Source("ModelDeployment", f"{GROUP}/{VERSION}", mdeps),
+            "Deployment": Source("Deployment", "apps/v1", scoped(
+                self.apps.list_deployment_for_all_namespaces, self.apps.list_namespaced_deployment),
+                MANAGED_SELECTOR),
+            "Pod": Source("Pod", "v1", scoped(self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod),
+                          MANAGED_SELECTOR),
+            "Service": Source("Service", "v1", scoped(
+                self.core.list_service_for_all_namespaces, self.core.list_namespaced_service), MANAGED_SELECTOR),
+            "Job": Source("Job", "batch/v1", scoped(
+                self.batch.list_job_for_all_namespaces, self.batch.list_namespaced_job), MANAGED_SELECTOR),
+            # Routes are the user's: no label of ours to select them by.
+            "HTTPRoute": Source("HTTPRoute", f"{GATEWAY_GROUP}/{GATEWAY_VERSION}", routes),
+        }
+
+    # ------------------------------------------------------------ reads the cache cannot answer
+
+    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Service that is not in our cache (not labelled by us): is someone else's in the way?"""
         try:
-            obj = cast(dict[str, Any],
-                       self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+            return self._plain(self._counted("get", self.core.read_namespaced_service, name, namespace))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return obj
 
-    def list_mdeps(self) -> list[dict[str, Any]]:
-        result = cast(dict[str, Any], self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL))
-        items: list[dict[str, Any]] = result.get("items", [])
-        return items
-
-    def list_deployments(self, namespace: str, mdep: str) -> list[dict[str, Any]]:
-        selector = f"{LABEL_NAME}={SERVER_NAME},{LABEL_INSTANCE}={mdep}"
-        result = self.apps.list_namespaced_deployment(namespace, label_selector=selector)
-        return [cast(dict[str, Any], self.api.sanitize_for_serialization(d))  # type: ignore[no-untyped-call]
-                for d in result.items]
-
-    def list_pods(self, namespace: str, mdep: str) -> list[PodView]:
-        selector = f"{LABEL_NAME}={SERVER_NAME},{LABEL_INSTANCE}={mdep}"
-        pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
-        out = []
-        for pod in pods:
-            meta, st = pod.metadata, pod.status
-            if meta is None or st is None or meta.deletion_timestamp is not None:
-                continue
-            ready = any(c.type == "Ready" and c.status == "True" for c in (st.conditions or []))
-            out.append(PodView(name=str(meta.name), revision=(meta.labels or {}).get(LABEL_REVISION, ""),
-                               ip=st.pod_ip, ready=ready, phase=st.phase or "", problem=_pod_problem(pod)))
-        return out
-
-    def get_object(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = self._resource(api_version, kind).get(name=name, namespace=namespace)
+            return self._plain(self._counted("get", self.coordination.read_namespaced_lease, name, namespace))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        out: dict[str, Any] = obj.to_dict()
-        return out
 
     # ------------------------------------------------------------ writes
-
-    def apply(self, body: dict[str, Any]) -> None:
-        """Server-side apply: an unchanged object is a no-op on the server."""
-        meta = body["metadata"]
-        self._resource(body["apiVersion"], body["kind"]).server_side_apply(
-            body=body, name=meta["name"], namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER, force_conflicts=True,
-        )
-
-    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
-        self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
-
-    def delete_deployment(self, namespace: str, name: str) -> None:
-        try:
-            self.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Background")
-        except ApiException as error:
-            if error.status != 404:
-                raise
 
     def replace_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """Write status with the resourceVersion we read: a concurrent change raises Conflict."""
         meta = obj["metadata"]
         body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": meta,
-                "spec": obj["spec"], "status": status}
+                "spec": obj.get("spec") or {}, "status": status}
         try:
-            result = cast(dict[str, Any], self.custom.replace_namespaced_custom_object_status(
+            return cast(dict[str, Any], self._counted(
+                "update", self.custom.replace_namespaced_custom_object_status,
                 GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body))
         except ApiException as error:
             if error.status in (404, 409):
-                raise Conflict(str(error.reason)) from error
+                raise Conflict(f"{meta['namespace']}/{meta['name']}: {error.reason}") from error
             raise
-        return result
 
-    def patch_annotations(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"annotations": annotations}})
+    def apply(self, body: dict[str, Any]) -> None:
+        """Server-side apply of an object we own; conflicts with other managers are not forced."""
+        meta = body["metadata"]
+        self._counted("patch", self._resource(body["apiVersion"], body["kind"]).server_side_apply,
+                      body=body, name=meta["name"], namespace=meta.get("namespace"),
+                      field_manager=FIELD_MANAGER, force_conflicts=False)
 
-    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them."""
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self._counted("patch", self.apps.patch_namespaced_deployment_scale, name, namespace,
+                      {"spec": {"replicas": replicas}})
+
+    def delete_deployment(self, namespace: str, name: str, uid: str) -> None:
+        """Delete exactly the Deployment we saw (UID precondition), never a namesake."""
+        try:
+            self._counted("delete", self.apps.delete_namespaced_deployment, name, namespace,
+                          body=client.V1DeleteOptions(propagation_policy="Background",
+                                                      preconditions=client.V1Preconditions(uid=uid)))
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+
+    def replace_route(self, route: dict[str, Any]) -> None:
+        """Write an HTTPRoute back with the resourceVersion we read."""
+        meta = route["metadata"]
+        try:
+            self._counted("update", self.custom.replace_namespaced_custom_object, GATEWAY_GROUP, GATEWAY_VERSION,
+                          meta["namespace"], "httproutes", meta["name"], route)
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"HTTPRoute {meta['namespace']}/{meta['name']}: {error.reason}") from error
+            raise
+
+    def create_lease(self, body: dict[str, Any]) -> bool:
+        try:
+            self._counted("create", self.coordination.create_namespaced_lease, body["metadata"]["namespace"], body)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def replace_lease(self, lease: dict[str, Any]) -> bool:
+        meta = lease["metadata"]
+        try:
+            self._counted("update", self.coordination.replace_namespaced_lease, meta["name"], meta["namespace"],
+                          lease)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> str | None:
+        """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them; returns its name."""
         meta = obj["metadata"]
         now = dt.datetime.now(dt.UTC)
         event = client.CoreV1Event(
@@ -162,35 +227,33 @@ class Kube:
             reporting_component="modelops.dev/operator", reporting_instance="modelops",
         )
         try:
-            self.core.create_namespaced_event(meta["namespace"], event)
+            created = self._counted("create", self.core.create_namespaced_event, meta["namespace"], event)
         except ApiException as error:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+            return None
+        return str(created.metadata.name)
 
-    def patch_object(self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        self._resource(api_version, kind).patch(body=patch, name=name, namespace=namespace,
-                                                content_type="application/merge-patch+json")
+    def bump_event(self, namespace: str, name: str, count: int, message: str) -> bool:
+        """Aggregate a repeated Event: raise its count instead of posting another."""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            self._counted("patch", self.core.patch_namespaced_event, name, namespace,
+                          {"count": count, "lastTimestamp": now, "message": message[:1024]})
+        except ApiException:
+            return False
+        return True
 
 
-# Waiting reasons that mean a container will not start by itself.
-_STUCK = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName",
-          "CreateContainerError", "RunContainerError"}
-
-
-def _pod_problem(pod: client.V1Pod) -> str | None:
-    """The first failing container of a pod, in the kubelet's words, e.g. a model that failed its sha256."""
-    st = pod.status
-    if st is None:
-        return None
-    for kind, statuses in (("init container", st.init_container_statuses), ("container", st.container_statuses)):
-        for cs in statuses or []:
-            state = cs.state
-            if state is None:
-                continue
-            term = state.terminated
-            if term is not None and term.exit_code not in (0, None):
-                detail = (term.message or term.reason or f"exit code {term.exit_code}").strip()
-                return f"{kind} {cs.name} failed: {detail}"[:512]
-            waiting = state.waiting
-            if waiting is not None and waiting.reason in _STUCK:
-                return f"{kind} {cs.name}: {waiting.reason}: {(waiting.message or '').strip()}"[:512]
-    return None
+def error_reason(error: BaseException) -> tuple[str, str]:
+    """A condition reason and a one-line message for a failed API call, for status and Events."""
+    if isinstance(error, ApiException):
+        detail = error.reason or ""
+        try:
+            body = json.loads(error.body or "{}")
+            detail = body.get("message") or detail
+        except (TypeError, ValueError):
+            pass
+        reason = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid",
+                  429: "TooManyRequests"}.get(int(error.status or 0), "APIError")
+        return reason, f"{error.status} {detail}"[:1024]
+    return "ReconcileError", f"{type(error).__name__}: {error}"[:1024]

@@ -1,10 +1,16 @@
-"""One reconcile of one ModelDeployment: read the world, ask the pure core what to do, do it.
+"""One reconcile of one ModelDeployment: read the cache, ask the pure core, write status, then act.
 
-Called by the kopf handlers (on every watch event of a ModelDeployment or of a Deployment it
-owns) and by the periodic resync. Reconciles of one object are serialised and coalesced; those of
-different objects run concurrently, each measurement under its own timeout. Nothing here is
-remembered between reconciles except when to look again: every decision is made from the object's
-status and the children in the cluster, so a restarted operator carries on where it stopped.
+Called by the workers in `modelops.controller.runner` with a key from the work queue. The order is
+the one controllers platform teams trust: everything is read from the informers' caches (no API call
+at idle); the decision's status is written first with the resourceVersion we read, so a concurrent
+change (a `kubectl modelops` command, another writer) fails the write with a conflict and nothing is
+done; only after the write succeeds are the decision's actions carried out. Every action follows
+from the status just written, so a crash or error in between is completed by the next reconcile
+(ensure/scale/delete/route are idempotent and compared with the cache first), and Events, emitted
+only on the tick that makes a transition, are never posted twice.
+
+Children are found by their controller owner's UID; a Service, HTTPRoute backend or Deployment name
+that belongs to someone else is left alone and reported as a condition and a Warning Event.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,10 +34,21 @@ from modelops.analysis.provider import (
     provider_for,
 )
 from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
-from modelops.controller.kube import Conflict, Kube, PodView
+from modelops.controller.cache import Cache, PodView, owned_by
+from modelops.controller.kube import Kube, error_reason
+from modelops.controller.metrics import OperatorMetrics
+from modelops.controller.status import (
+    REASON_NAME_TAKEN,
+    REASON_ROUTE_NOT_FOUND,
+    REASON_ROUTE_NOT_REFERENCING,
+    REASON_SERVICE_NOT_OWNED,
+    ReconcileProblem,
+    invalid_spec,
+    with_error,
+)
 from modelops.resources import builders
 from modelops.resources.naming import LABEL_REVISION, deployment_name, revision_of
-from modelops.rollout import conditions as cond
+from modelops.rollout import machine
 from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent, EnsureDeployment, SetRouting
 from modelops.rollout.machine import analysis_due, next_state
 from modelops.rollout.observed import (
@@ -40,14 +58,14 @@ from modelops.rollout.observed import (
     Observed,
     parse_commands,
 )
-from modelops.rollout.timefmt import format_time
 from modelops.traffic import gateway_api
 from modelops.traffic.router import GATEWAY_API, TrafficView, router_for
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-RESYNC_SECONDS = 30.0
-GATEWAY_GROUP_VERSION = "gateway.networking.k8s.io/v1"
+ROUTE_PORT = 80
+OUTCOME_EVENTS = {machine.EVENT_PROMOTED: "Promoted", machine.EVENT_ROLLED_BACK: "RolledBack",
+                  machine.EVENT_ABORTED: "Aborted"}
 
 
 def utcnow() -> dt.datetime:
@@ -63,15 +81,27 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-class Reconciler:
-    """Serialises reconciles per object and schedules the next look."""
+@dataclass
+class _Warning:
+    reason: str
+    event: str | None
+    count: int
 
-    def __init__(self, kube: Kube, clock: Callable[[], dt.datetime] = utcnow) -> None:
+
+class Reconciler:
+    """Turns one queued key into status and actions; remembers only what is safe to forget."""
+
+    def __init__(self, kube: Kube, cache: Cache, metrics: OperatorMetrics,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.kube = kube
+        self.cache = cache
+        self.metrics = metrics
         self.clock = clock
-        self._locks: dict[Key, asyncio.Lock] = {}
-        self._dirty: set[Key] = set()
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        # The last reconcile error per object, shown in status until a reconcile succeeds (so the
+        # conditions do not flap between retries); lost on restart, when the next attempt finds it again.
+        self.errors: dict[Key, ReconcileProblem] = {}
+        self._warnings: dict[Key, _Warning] = {}  # aggregated Warning Event of the current error
+        self._written: dict[Key, str] = {}  # resourceVersion of our own last status write
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -82,55 +112,30 @@ class Reconciler:
             )
         return self._session
 
-    def trigger(self, namespace: str, name: str) -> None:
-        """Ask for a reconcile soon; many triggers while one runs collapse into one more."""
-        key = (namespace, name)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        if lock.locked():
-            self._dirty.add(key)
-            return
-        asyncio.get_running_loop().create_task(self.run(namespace, name))
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
-    def _schedule(self, key: Key, delay: float) -> None:
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(max(delay, 0.05), self.trigger, *key)
+    def caused_by_us(self, obj: dict[str, Any]) -> bool:
+        """A watch event that only echoes our own status write needs no reconcile."""
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        return self._written.get(key) == meta.get("resourceVersion")
 
-    async def run(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        if lock.locked():
-            self._dirty.add(key)
-            return
-        async with lock:
-            delay: float | None = None
-            while True:
-                self._dirty.discard(key)
-                try:
-                    delay = await self.reconcile_once(namespace, name)
-                except Conflict:
-                    delay = 0.2
-                except Exception:
-                    log.exception("reconcile of %s/%s failed; retrying in 5s", namespace, name)
-                    delay = 5.0
-                if key not in self._dirty:
-                    break
-        if delay is None:
-            # The object is gone: forget it, so a long-lived operator's memory stays bounded.
-            timer = self._timers.pop(key, None)
-            if timer is not None:
-                timer.cancel()
-            if not lock.locked():
-                self._locks.pop(key, None)
-        else:
-            self._schedule(key, delay)
+    def forget(self, key: Key) -> None:
+        self.errors.pop(key, None)
+        self._warnings.pop(key, None)
+        self._written.pop(key, None)
+        self.metrics.forget_object(*key)
 
-    async def reconcile_once(self, namespace: str, name: str) -> float | None:
-        """Returns seconds until the next look, or None when the object is gone."""
-        obj = await asyncio.to_thread(self.kube.get_mdep, namespace, name)
+    # ------------------------------------------------------------ the reconcile
+
+    async def reconcile(self, key: Key) -> float | None:
+        """Seconds until the next look (None: only when something changes). Raises on failure."""
+        namespace, name = key
+        obj = self.cache.mdeps.get(namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
+            self.forget(key)
             return None
         now = self.clock()
         meta = obj["metadata"]
@@ -139,19 +144,15 @@ class Reconciler:
         try:
             spec = ModelDeploymentSpec.model_validate(obj.get("spec") or {})
         except ValidationError as error:
-            await self._stall_on_invalid_spec(obj, status, generation, describe_validation_error(error), now)
-            return RESYNC_SECONDS
+            await self._write_status(obj, invalid_spec(status, describe_validation_error(error), now, generation))
+            return None
 
-        deployments, pods = await asyncio.gather(
-            asyncio.to_thread(self.kube.list_deployments, namespace, name),
-            asyncio.to_thread(self.kube.list_pods, namespace, name),
-        )
+        uid = str(meta["uid"])
+        deployments = self.cache.owned_deployments(uid)
+        revisions = {_revision(d) for d in deployments}
+        pods = self.cache.pods_of(namespace, name, revisions)
         observations = tuple(_observe_deployment(d, pods) for d in deployments if _revision(d))
-        route = None
-        if spec.rollout.traffic.router == GATEWAY_API and spec.rollout.traffic.http_route is not None:
-            route = await asyncio.to_thread(
-                self.kube.get_object, GATEWAY_GROUP_VERSION, "HTTPRoute", namespace,
-                spec.rollout.traffic.http_route.name)
+        route = self._route(spec, namespace)
         observed = Observed(
             generation=generation,
             desired=DesiredRevision(revision=revision_of(namespace, name, spec), model=spec.model),
@@ -161,11 +162,44 @@ class Reconciler:
             commands=parse_commands(meta.get("annotations") or {}),
         )
         decision = next_state(spec, status, observed, now)
-        await self._carry_out(obj, spec, decision, deployments, route)
-        written = await self._write_status(obj, decision.status)
-        log.info("reconciled %s/%s: %s%s", namespace, name, decision.status.message or "",
-                 "" if written else " (no change)")
-        return decision.requeue_after if decision.requeue_after is not None else RESYNC_SECONDS
+        new_status = decision.status
+        problem = self.errors.get(key)
+        if problem is not None:
+            new_status = with_error(new_status, problem.reason, problem.message, now, generation)
+        # Status first: a conflict here (someone changed the object) stops us before any action.
+        obj = await self._write_status(obj, new_status)
+        self._record(decision, new_status, key)
+        try:
+            await self._carry_out(obj, spec, decision, deployments, route)
+        except Exception as error:
+            await self._report(key, obj, new_status, error, now, generation)
+            raise
+        if problem is not None:
+            # Fixed: write the status without the error at once.
+            self.errors.pop(key, None)
+            self._warnings.pop(key, None)
+            return 0.0
+        log.info("reconciled %s/%s: %s", namespace, name, new_status.message or "")
+        return decision.requeue_after
+
+    def _route(self, spec: ModelDeploymentSpec, namespace: str) -> dict[str, Any] | None:
+        ref = spec.rollout.traffic.http_route
+        if spec.rollout.traffic.router != GATEWAY_API or ref is None:
+            return None
+        return self.cache.routes.get(namespace, ref.name)
+
+    def _record(self, decision: Decision, status: ModelDeploymentStatus, key: Key) -> None:
+        for event in decision.events:
+            outcome = OUTCOME_EVENTS.get(event.reason)
+            if outcome is not None:
+                self.metrics.rollouts.labels(outcome=outcome).inc()
+        if decision.status.analysis is not None and any(
+                e.reason in (machine.EVENT_ANALYSIS_SUCCESSFUL, machine.EVENT_ANALYSIS_FAILED,
+                             machine.EVENT_ANALYSIS_INCONCLUSIVE) for e in decision.events):
+            for result in decision.status.analysis.metrics:
+                self.metrics.verdicts.labels(verdict=str(result.verdict)).inc()
+        self.metrics.object_status(key[0], key[1], status.phase,
+                                   [(c.type, c.status) for c in status.conditions])
 
     # ------------------------------------------------------------ observing
 
@@ -193,68 +227,160 @@ class Reconciler:
             readings = failed_readings(metrics, f"measurement took over {DEFAULT_TIMEOUT_SECONDS + 5:.0f}s")
         return Measurement(canary_revision=status.canary.revision, taken_at=self.clock(), readings=readings)
 
-    # ------------------------------------------------------------ acting
+    # ------------------------------------------------------------ acting (after the status write)
 
     async def _carry_out(self, obj: dict[str, Any], spec: ModelDeploymentSpec, decision: Decision,
                          deployments: list[dict[str, Any]], route: dict[str, Any] | None) -> None:
         meta = obj["metadata"]
         name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
-        await asyncio.to_thread(self.kube.apply, builders.service(name, namespace, uid, spec))
+        problems: list[ReconcileProblem] = []
+        try:
+            await self._ensure_service(builders.service(name, namespace, uid, spec), uid)
+        except ReconcileProblem as problem:
+            problems.append(problem)  # the rollout itself can go on; say so
         existing = {_revision(d): d for d in deployments}
+        rolling = decision.status.canary is not None
         for action in decision.actions:
             if isinstance(action, EnsureDeployment):
-                current = existing.get(action.revision)
-                if current is None:
-                    model = action.model or spec.model
-                    body = builders.deployment(name, namespace, uid, spec.model_copy(update={"model": model}),
-                                               action.revision, action.replicas)
-                    await asyncio.to_thread(self.kube.apply, body)
-                elif int(current.get("spec", {}).get("replicas") or 0) != action.replicas:
-                    # Only the scale: rewriting the template of a running revision would restart its pods.
-                    await asyncio.to_thread(self.kube.scale_deployment, namespace, current["metadata"]["name"],
-                                            action.replicas)
+                await self._ensure_deployment(obj, spec, action, existing.get(action.revision), rolling)
             elif isinstance(action, DeleteDeployment):
-                if action.revision in existing:
-                    await asyncio.to_thread(self.kube.delete_deployment, namespace,
-                                            deployment_name(name, action.revision))
+                found = existing.get(action.revision)
+                if found is not None:
+                    await self.kube.call(self.kube.delete_deployment, namespace, found["metadata"]["name"],
+                                         found["metadata"]["uid"])
             elif isinstance(action, SetRouting):
-                await self._route(obj, spec, action, route)
-            elif isinstance(action, EmitEvent):
-                await asyncio.to_thread(self.kube.post_event, obj, action.type, action.reason, action.message)
+                await self._set_routing(obj, spec, action, route)
+        # Events last, one at a time, in the order the machine made the transitions.
+        for event in decision.events:
+            await self._post(obj, event)
+        if problems:
+            raise problems[0]
 
-    async def _route(self, obj: dict[str, Any], spec: ModelDeploymentSpec, routing: SetRouting,
-                     route: dict[str, Any] | None) -> None:
-        if spec.rollout.traffic.router != GATEWAY_API or spec.rollout.traffic.http_route is None:
+    async def _post(self, obj: dict[str, Any], event: EmitEvent) -> None:
+        await self.kube.call(self.kube.post_event, obj, event.type, event.reason, event.message)
+
+    async def _ensure_deployment(self, obj: dict[str, Any], spec: ModelDeploymentSpec, action: EnsureDeployment,
+                                 current: dict[str, Any] | None, rolling: bool) -> None:
+        meta = obj["metadata"]
+        name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
+        model = action.model or spec.model
+        if current is None:
+            dep_name = deployment_name(name, action.revision)
+            namesake = self.cache.deployments.get(namespace, dep_name)
+            if namesake is not None and not owned_by(namesake, uid):
+                raise ReconcileProblem(REASON_NAME_TAKEN, (
+                    f"Deployment {dep_name} belongs to another owner (an earlier object of this name?); "
+                    "waiting for it to be removed"))
+            body = builders.deployment(name, namespace, uid, spec.model_copy(update={"model": model}),
+                                       action.revision, action.replicas)
+            await self.kube.call(self.kube.apply, body)
+            return
+        if action.track == "stable" and not rolling:
+            # A new operator version builds a different pod template for a running revision: roll it
+            # out on purpose, as a Deployment rolling update (maxUnavailable 0), and say so.
+            body = builders.deployment(name, namespace, uid, spec.model_copy(update={"model": model}),
+                                       action.revision, action.replicas)
+            running = ((current.get("metadata") or {}).get("annotations") or {}).get(builders.TEMPLATE_HASH)
+            wanted = body["metadata"]["annotations"][builders.TEMPLATE_HASH]
+            if running != wanted:
+                await self._post(obj, EmitEvent("Normal", "PodTemplateUpdated", (
+                    f"the pod template of revision {action.revision} changed (operator upgrade: "
+                    f"{running or 'none'} -> {wanted}); rolling update with no pod unavailable")))
+                await self.kube.call(self.kube.apply, body)
+                return
+        if int((current.get("spec") or {}).get("replicas") or 0) != action.replicas:
+            # Only the scale: rewriting the template of a running revision would restart its pods.
+            await self.kube.call(self.kube.scale_deployment, namespace, current["metadata"]["name"],
+                                 action.replicas)
+
+    async def _ensure_service(self, desired: dict[str, Any], uid: str) -> None:
+        """Apply our Service when it is missing or differs; never take over someone else's."""
+        meta = desired["metadata"]
+        cached = self.cache.services.get(meta["namespace"], meta["name"])
+        if cached is None:
+            # Not in our cache (which holds only Services labelled by us): is a user's in the way?
+            found = await self.kube.call(self.kube.get_service, meta["namespace"], meta["name"])
+            if found is not None and not owned_by(found, uid):
+                raise ReconcileProblem(REASON_SERVICE_NOT_OWNED, (
+                    f"Service {meta['name']} exists and is not owned by this ModelDeployment; "
+                    "it is left alone (rename or delete it to let modelops manage it)"))
+        elif not owned_by(cached, uid):
+            raise ReconcileProblem(REASON_SERVICE_NOT_OWNED, (
+                f"Service {meta['name']} belongs to another owner; it is left alone"))
+        elif _service_matches(cached, desired):
+            return
+        await self.kube.call(self.kube.apply, desired)
+
+    async def _set_routing(self, obj: dict[str, Any], spec: ModelDeploymentSpec, routing: SetRouting,
+                           route: dict[str, Any] | None) -> None:
+        ref = spec.rollout.traffic.http_route
+        if spec.rollout.traffic.router != GATEWAY_API or ref is None:
             return  # ReplicaRatio: the one Service over both tracks already carries the weight
         meta = obj["metadata"]
         name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
-        await asyncio.to_thread(self.kube.apply, builders.track_service(
-            name, namespace, uid, spec, "stable", routing.stable_revision))
-        await asyncio.to_thread(self.kube.apply, builders.track_service(
-            name, namespace, uid, spec, "canary", routing.canary_revision or routing.stable_revision))
+        await self._ensure_service(builders.track_service(
+            name, namespace, uid, spec, "stable", routing.stable_revision), uid)
+        await self._ensure_service(builders.track_service(
+            name, namespace, uid, spec, "canary", routing.canary_revision or routing.stable_revision), uid)
         if route is None:
-            raise RuntimeError(f"HTTPRoute {spec.rollout.traffic.http_route.name} not found in {namespace}")
-        patch = gateway_api.route_patch(route, name, routing.canary_weight, 80)
-        if patch["spec"]["rules"] != (route.get("spec") or {}).get("rules"):
-            await asyncio.to_thread(self.kube.patch_object, GATEWAY_GROUP_VERSION, "HTTPRoute", namespace,
-                                    route["metadata"]["name"], patch)
+            raise ReconcileProblem(REASON_ROUTE_NOT_FOUND, f"HTTPRoute {ref.name} not found in {namespace}")
+        if not gateway_api.routes_us(route, name):
+            raise ReconcileProblem(REASON_ROUTE_NOT_REFERENCING, (
+                f"HTTPRoute {ref.name} has no backendRef naming {name}, {gateway_api.stable_service(name)} or "
+                f"{gateway_api.canary_service(name)}: nothing of it is ours to weight"))
+        updated = gateway_api.route_with_weights(route, name, routing.canary_weight, ROUTE_PORT)
+        if updated is not None:
+            await self.kube.call(self.kube.replace_route, updated)
 
-    async def _stall_on_invalid_spec(self, obj: dict[str, Any], status: ModelDeploymentStatus, generation: int,
-                                     message: str, now: dt.datetime) -> None:
-        conditions = list(status.conditions)
-        stamp = format_time(now)
-        for type_, value in ((cond.READY, "False"), (cond.RECONCILING, "False"), (cond.STALLED, "True")):
-            conditions = cond.set_condition(conditions, type_, value, "InvalidSpec",  # type: ignore[arg-type]
-                                            message, stamp, generation)
-        await self._write_status(obj, status.model_copy(update={
-            "observed_generation": generation, "phase": "Failed", "message": message, "conditions": conditions}))
+    # ------------------------------------------------------------ status and errors
 
-    async def _write_status(self, obj: dict[str, Any], status: ModelDeploymentStatus) -> bool:
+    async def _write_status(self, obj: dict[str, Any], status: ModelDeploymentStatus) -> dict[str, Any]:
+        """Write status if it changed; returns the object as it now is (the cache is updated too)."""
         wire = status.model_dump(by_alias=True, exclude_none=True, mode="json")
         if wire == (obj.get("status") or {}):
-            return False
-        await asyncio.to_thread(self.kube.replace_status, obj, wire)
-        return True
+            return obj
+        written = await self.kube.call(self.kube.replace_status, obj, wire)
+        meta = written.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        self._written[key] = str(meta.get("resourceVersion"))
+        # Write-through: the next reconcile reads what we wrote even before the watch echoes it.
+        current = self.cache.mdeps.get(*key)
+        if current is None or current["metadata"].get("resourceVersion") == obj["metadata"].get("resourceVersion"):
+            written.setdefault("apiVersion", obj["apiVersion"])
+            written.setdefault("kind", obj["kind"])
+            written["metadata"].pop("managedFields", None)
+            self.cache.mdeps.put(key, written)
+        return written
+
+    async def _report(self, key: Key, obj: dict[str, Any], status: ModelDeploymentStatus, error: Exception,
+                      now: dt.datetime, generation: int) -> None:
+        """Show a failed action in status (a condition with a reason) and as one aggregated Warning Event."""
+        problem = error if isinstance(error, ReconcileProblem) else ReconcileProblem(*error_reason(error))
+        self.errors[key] = problem
+        try:
+            await self._write_status(obj, with_error(status, problem.reason, problem.message, now, generation))
+        except Exception as write_error:  # the original error is what gets raised
+            log.warning("could not record %s in status of %s/%s: %s", problem.reason, *key, write_error)
+        warning = self._warnings.get(key)
+        if warning is not None and warning.reason == problem.reason and warning.event is not None:
+            warning.count += 1
+            if await self.kube.call(self.kube.bump_event, key[0], warning.event, warning.count, problem.message):
+                return
+        event = await self.kube.call(self.kube.post_event, obj, "Warning", problem.reason, problem.message)
+        self._warnings[key] = _Warning(problem.reason, event, 1)
+
+
+def _service_matches(cached: dict[str, Any], desired: dict[str, Any]) -> bool:
+    labels = (cached["metadata"].get("labels") or {})
+    if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
+        return False
+    spec, want = cached.get("spec") or {}, desired["spec"]
+    return bool(spec.get("selector") == want["selector"] and _ports(spec) == _ports(want))
+
+
+def _ports(spec: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [(p.get("name"), p.get("port"), p.get("targetPort"), p.get("protocol", "TCP"), p.get("appProtocol"))
+            for p in spec.get("ports") or []]
 
 
 def _revision(deployment: dict[str, Any]) -> str:

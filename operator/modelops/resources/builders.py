@@ -7,6 +7,8 @@ Called by the controller on every reconcile; unit-tested without a cluster.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from modelops.api.models import ModelDeploymentSpec, ResourceList
@@ -27,6 +29,7 @@ MODEL_DIR = "/models/current"
 PRESTOP_SLEEP_SECONDS = 3
 OWNER_API_VERSION = "modelops.dev/v1alpha1"
 OWNER_KIND = "ModelDeployment"
+TEMPLATE_HASH = "modelops.dev/template-hash"
 
 
 def owner_reference(name: str, uid: str) -> dict[str, Any]:
@@ -75,9 +78,22 @@ def serve_args(spec: ModelDeploymentSpec, revision: str) -> list[str]:
     return args
 
 
+def template_hash(template: dict[str, Any]) -> str:
+    """A digest of a pod template as this operator version builds it: when a new operator version
+    builds a different template for a running revision, the controller rolls it out deliberately."""
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, revision: str,
                replicas: int) -> dict[str, Any]:
-    """The Deployment that runs one revision of the model."""
+    """The Deployment that runs one revision of the model (annotated with its template's hash)."""
+    body = _deployment(name, namespace, uid, spec, revision, replicas)
+    body["metadata"]["annotations"] = {TEMPLATE_HASH: template_hash(body["spec"]["template"])}
+    return body
+
+
+def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, revision: str,
+                replicas: int) -> dict[str, Any]:
     s = spec.serving
     labels = {**common_labels(name), LABEL_REVISION: revision, LABEL_MODEL: spec.model.name,
               LABEL_VERSION: spec.model.version, LABEL_COMPONENT: "server"}

@@ -2,7 +2,7 @@
 
 A router answers two questions: how many pods each track runs for a canary weight (`plan`), and which
 weight it observably carries now (`observed_weight`, from ready pods and, for GatewayAPI, the route).
-`gateway_api.route_patch` is the extra write the GatewayAPI router needs; ReplicaRatio needs none.
+`gateway_api.route_with_weights` is the extra write the GatewayAPI router needs; ReplicaRatio needs none.
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ class ModelMetadata(BaseModel):
     sha256: str = ""
     dataset: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
+    lineage: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Where a retrained model came from: dataset URI/sha256/rows, holdout sha256, image, args, "
+        "the trigger's evidence and the parent model's sha256.",
+    )
 
     @property
     def feature_names(self) -> list[str]:

@@ -49,6 +49,7 @@ class TrainOptions:
     fail_above: float | None = None
     fail_feature: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)  # recorded in metadata.json as is
 
 
 @dataclass
@@ -245,6 +246,7 @@ def train(opts: TrainOptions) -> ModelMetadata:
         sha256=digest,
         dataset=data.name,
         options=options,
+        lineage={**opts.lineage, "rows": int(data.X.shape[0])} if opts.lineage else {},
     )
     atomic_write_bytes(opts.output / METADATA_FILE, (json.dumps(meta.model_dump(), indent=2) + "\n").encode())
     return meta

@@ -42,5 +42,5 @@ def test_crd_names_and_columns() -> None:
     doc = yaml.safe_load(CRD_FILE.read_text())
     assert doc["spec"]["names"]["shortNames"] == ["mdep"]
     columns = [c["name"] for c in doc["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns[:7] == ["Model", "Stable", "Canary", "Weight", "Phase", "Ready", "Age"]
+    assert columns[:8] == ["Model", "Stable", "Canary", "Weight", "Phase", "Ready", "Reason", "Age"]
     assert doc["spec"]["versions"][0]["subresources"] == {"status": {}}

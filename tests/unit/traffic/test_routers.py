@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 from modelops.api.models import Traffic
-from modelops.traffic.gateway_api import route_patch, route_weight
+from modelops.traffic.gateway_api import route_weight, route_with_weights, routes_us
 from modelops.traffic.replica_ratio import canary_replicas, observed_weight, replica_plan
 from modelops.traffic.router import TrafficView, router_for
 
@@ -33,23 +33,35 @@ def test_observed_weight_is_the_share_of_ready_pods():
     assert observed_weight(0, 2) == 100
 
 
-def test_route_patch_keeps_matches_and_sets_both_track_weights():
-    route = {"spec": {"parentRefs": [{"name": "gw"}], "rules": [
+def test_route_update_rewrites_only_the_backends_naming_our_services():
+    route = {"metadata": {"name": "r", "resourceVersion": "7"}, "spec": {"parentRefs": [{"name": "gw"}], "rules": [
         {"matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+         "backendRefs": [{"name": "mirror-ish", "port": 80, "weight": 0}, {"name": "iris", "port": 80}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
          "backendRefs": [{"name": "someone-else", "port": 80}]},
     ]}}
-    patch = route_patch(route, "iris", 30, 8080)
-    rule = patch["spec"]["rules"][0]
-    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v2"}}]
-    assert [(r["name"], r["weight"], r["port"]) for r in rule["backendRefs"]] == [
-        ("iris-stable", 70, 8080), ("iris-canary", 30, 8080)]
-    assert route_weight({"spec": patch["spec"]}, "iris") == 30
+    updated = route_with_weights(route, "iris", 30, 8080)
+    assert updated is not None
+    ours, theirs = updated["spec"]["rules"]
+    assert ours["matches"] == [{"path": {"type": "PathPrefix", "value": "/v2"}}]
+    assert [(r["name"], r.get("weight"), r["port"]) for r in ours["backendRefs"]] == [
+        ("mirror-ish", 0, 80), ("iris-stable", 70, 8080), ("iris-canary", 30, 8080)]
+    assert theirs == route["spec"]["rules"][1]
+    assert updated["metadata"]["resourceVersion"] == "7"
+    assert route_weight(updated, "iris") == 30
+    assert route_with_weights(updated, "iris", 30, 8080) is None  # nothing to write
+
+
+def test_a_route_that_never_names_our_services_is_left_alone():
+    route = {"spec": {"rules": [{"backendRefs": [{"name": "someone-else", "port": 80}]}]}}
+    assert not routes_us(route, "iris")
+    assert route_with_weights(route, "iris", 30, 8080) is None
     assert route_weight(route, "iris") is None
 
 
 def test_gateway_router_sees_no_weight_without_ready_canary_pods():
     router = router_for(Traffic.model_validate({"router": "GatewayAPI", "httpRoute": {"name": "r"}}))
-    route = {"spec": route_patch({}, "iris", 40, 8080)["spec"]}
+    route = route_with_weights({"spec": {"rules": [{"backendRefs": [{"name": "iris", "port": 80}]}]}}, "iris", 40, 8080)
     assert router.observed_weight("iris", TrafficView(3, 0, route)) == 0
     assert router.observed_weight("iris", TrafficView(3, 2, route)) == 40
     replica = router_for(Traffic())

@@ -1,0 +1,87 @@
+"""The operator's own Prometheus metrics and the small HTTP server that exposes them with
+`/healthz` (the process is alive) and `/readyz` (caches synced).
+
+Created once by `modelops.controller.runner`; the reconciler, queue, informers and the Kubernetes
+wrapper record into it. Metric names are documented in docs and used by the shipped alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+PHASES = ("Pending", "Deploying", "Healthy", "Progressing", "Paused", "Analysing", "Inconclusive",
+          "Promoting", "RollingBack", "Degraded", "Aborted", "Failed")
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.reconciles = Counter("modelops_reconcile", "Reconciles by result (ok, conflict, error, gone).",
+                                  ["result"], registry=r)
+        self.reconcile_seconds = Histogram(
+            "modelops_reconcile_duration_seconds", "Time one reconcile took, measurement included.", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.queue_depth = Gauge("modelops_workqueue_depth", "Keys waiting for a worker.", registry=r)
+        self.queue_wait = Histogram(
+            "modelops_workqueue_wait_seconds", "Time a key waited in the queue before a worker took it.",
+            registry=r, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.api_requests = Counter("modelops_api_requests", "Requests to the Kubernetes API by verb and code.",
+                                    ["verb", "code"], registry=r)
+        self.rollouts = Counter("modelops_rollouts", "Finished rollouts by outcome.", ["outcome"], registry=r)
+        self.verdicts = Counter("modelops_analysis_verdicts", "Analysis metric verdicts.", ["verdict"], registry=r)
+        self.leader = Gauge("modelops_leader", "1 while this replica holds the leader Lease.", registry=r)
+        self.condition = Gauge("modelops_modeldeployment_condition",
+                               "Conditions of each ModelDeployment (1 for the current status).",
+                               ["namespace", "name", "type", "status"], registry=r)
+        self.phase = Gauge("modelops_modeldeployment_phase", "1 for the current phase of each ModelDeployment.",
+                           ["namespace", "name", "phase"], registry=r)
+        self.retraining_runs = Counter("modelops_retraining_runs", "Retraining runs by outcome.", ["outcome"],
+                                       registry=r)
+        self.objects = Gauge("modelops_cached_objects", "Objects held in the informer caches, by kind.", ["kind"],
+                             registry=r)
+
+    def api(self, verb: str, code: str) -> None:
+        self.api_requests.labels(verb=verb, code=code).inc()
+
+    def object_status(self, namespace: str, name: str, phase: str | None,
+                      conditions: list[tuple[str, str]]) -> None:
+        for known in PHASES:
+            self.phase.labels(namespace=namespace, name=name, phase=known).set(1 if known == phase else 0)
+        for type_, status in conditions:
+            for value in ("True", "False", "Unknown"):
+                self.condition.labels(namespace=namespace, name=name, type=type_, status=value).set(
+                    1 if value == status else 0)
+
+    def forget_object(self, namespace: str, name: str) -> None:
+        """A deleted ModelDeployment leaves no series behind."""
+        for gauge in (self.phase, self.condition):
+            for labels in list(gauge._metrics):  # prometheus_client has no public "remove matching"
+                if labels[0] == namespace and labels[1] == name:
+                    gauge.remove(*labels)
+
+
+async def serve(metrics: OperatorMetrics, port: int, ready: Callable[[], bool]) -> web.AppRunner:
+    """Serve /metrics, /healthz and /readyz on `port` (all interfaces: the kubelet and Prometheus scrape it)."""
+
+    async def scrape(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n") if ready() else web.Response(status=503, text="caches not synced\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host="0.0.0.0", port=port).start()
+    return runner

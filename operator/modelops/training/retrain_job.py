@@ -1,0 +1,155 @@
+"""`modelops retrain-job`: what a retraining Job runs. Train, gate, and report through the
+termination message.
+
+Run in the Job the controller builds (modelops.resources.jobs). Steps: bring the dataset (a URI, or
+the servers' logged requests joined with their feedback labels), hash it and stop early with
+NoNewData when it is the data the current model was trained on; train into the output directory
+with lineage in metadata.json; score candidate and current model on the frozen holdout
+(modelops.training.evaluation); write the result JSON (modelops.retraining.result) to the
+termination log. A rejection is a result, not a failure: the process exits 0 so the Job does not
+retry; errors exit non-zero and their message reaches the pod status through FallbackToLogsOnError.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelops.retraining.result import JobResult
+from modelops.training.artifact import MODEL_FILES
+from modelops.training.evaluation import GateRule, evaluate, load_model
+from modelops.training.storage import readable, sha256_path, writable_dir
+
+SERVED_META_COLUMNS = ("request_id", "prediction", "revision", "model", "version", "time", "timestamp", "at")
+LABEL_COLUMN = "label"
+
+
+@dataclass
+class RetrainJobOptions:
+    output: str
+    name: str
+    version: str
+    format: str = "joblib"
+    dataset: str | None = None
+    from_serving: str | None = None
+    target: str | None = None
+    dataset_sha256: str | None = None
+    holdout: str | None = None
+    holdout_sha256: str | None = None
+    current: str | None = None
+    current_sha256: str | None = None
+    gate: GateRule | None = None
+    skip_if_dataset_sha256: str | None = None
+    trigger: dict[str, Any] = field(default_factory=dict)
+    image: str | None = None
+    train_args: list[str] = field(default_factory=list)
+    pvc_root: Path = Path("/mnt/pvc")
+    scratch: Path = Path("/tmp/modelops-retrain")
+    termination_log: Path = Path("/dev/termination-log")
+
+
+class RetrainJobError(Exception):
+    """The run cannot finish; the message says what to fix."""
+
+
+def served_dataset(location: str, pvc_root: Path, scratch: Path) -> Path:
+    """The servers' logged requests joined with feedback labels on request_id, as one Parquet file.
+
+    Every Parquet file under `location` is read; those with a `label` column are feedback, the
+    others logged requests (feature columns plus request_id and bookkeeping columns, which are
+    dropped). Requests without a label are left out: there is nothing to learn from them.
+    """
+    import pandas as pd
+
+    root = readable(location, pvc_root, scratch)
+    files = sorted(root.rglob("*.parquet")) if root.is_dir() else [root]
+    requests: list[Any] = []
+    labels: list[Any] = []
+    for file in files:
+        frame = pd.read_parquet(file)
+        (labels if LABEL_COLUMN in frame.columns else requests).append(frame)
+    if not requests or not labels:
+        raise RetrainJobError(f"{location}: need logged requests and feedback labels, found {len(requests)} request "
+                              f"and {len(labels)} label files")
+    served = pd.concat(requests, ignore_index=True).drop_duplicates("request_id", keep="last")
+    feedback = pd.concat(labels, ignore_index=True)[["request_id", LABEL_COLUMN]].drop_duplicates(
+        "request_id", keep="last")
+    joined = served.merge(feedback, on="request_id", how="inner")
+    if joined.empty:
+        raise RetrainJobError(f"{location}: no logged request has a feedback label")
+    features = [c for c in joined.columns if c not in SERVED_META_COLUMNS and c != LABEL_COLUMN]
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / "served.parquet"
+    joined[[*features, LABEL_COLUMN]].to_parquet(out, index=False)
+    return out
+
+
+def run(opts: RetrainJobOptions) -> JobResult:
+    """One run; the result is also written to `opts.termination_log`."""
+    from modelops.cli.serving_commands import train_options_from_args
+
+    target: str | None
+    if opts.from_serving:
+        data_path = served_dataset(opts.from_serving, opts.pvc_root, opts.scratch)
+        data_uri, target = opts.from_serving, LABEL_COLUMN
+    elif opts.dataset:
+        data_path, data_uri, target = readable(opts.dataset, opts.pvc_root, opts.scratch), opts.dataset, opts.target
+    else:
+        raise RetrainJobError("give --dataset or --from-serving")
+    dataset_sha = sha256_path(data_path)
+    if opts.dataset_sha256 and opts.dataset_sha256 != dataset_sha:
+        raise RetrainJobError(f"dataset {data_uri}: sha256 {dataset_sha} is not the expected {opts.dataset_sha256}")
+    if opts.skip_if_dataset_sha256 and opts.skip_if_dataset_sha256 == dataset_sha:
+        result = JobResult(outcome="NoNewData", dataset_sha256=dataset_sha)
+        write_result(result, opts.termination_log)
+        return result
+    holdout_path = readable(opts.holdout, opts.pvc_root, opts.scratch) if opts.holdout else None
+    holdout_sha = sha256_path(holdout_path) if holdout_path else None
+    if opts.holdout_sha256 and opts.holdout_sha256 != holdout_sha:
+        raise RetrainJobError(f"holdout {opts.holdout}: sha256 {holdout_sha} is not the expected {opts.holdout_sha256}")
+
+    output_dir = writable_dir(opts.output, opts.pvc_root)
+    lineage = {
+        "dataset": {"uri": data_uri, "sha256": dataset_sha},
+        "holdout": {"uri": opts.holdout, "sha256": holdout_sha} if opts.holdout else None,
+        "image": opts.image,
+        "args": list(opts.train_args),
+        "trigger": opts.trigger,
+        "parent": {"uri": opts.current, "sha256": opts.current_sha256} if opts.current else None,
+    }
+    train_opts = train_options_from_args(
+        opts.train_args, dataset=str(data_path), output=output_dir, format=opts.format, target=target,
+        version=opts.version, name=opts.name)
+    train_opts.lineage = {k: v for k, v in lineage.items() if v is not None}
+    from modelops.training.trainer import train
+
+    meta = train(train_opts)
+    gate = None
+    if opts.gate is not None:
+        if holdout_path is None:
+            raise RetrainJobError("a gate needs --holdout")
+        candidate = load_model(str(output_dir), meta.sha256, opts.pvc_root)
+        current = load_model(opts.current, opts.current_sha256, opts.pvc_root) if opts.current else None
+        gate = evaluate(candidate, current, holdout_path, target, opts.gate)
+    model_uri = opts.output.rstrip("/") + "/" + MODEL_FILES[meta.format]
+    result = JobResult(
+        outcome="Rejected" if gate is not None and not gate.passed else "Trained",
+        dataset_sha256=dataset_sha, uri=model_uri, sha256=meta.sha256, format=meta.format, version=meta.version,
+        rows=int(meta.lineage.get("rows", 0)) or None, holdout_sha256=holdout_sha, gate=gate,
+    )
+    write_result(result, opts.termination_log)
+    return result
+
+
+def write_result(result: JobResult, path: Path) -> None:
+    """The result where the kubelet reads the termination message (a plain write: it is a file there)."""
+    try:
+        path.write_text(result.to_json())
+    except OSError as error:
+        # Outside a pod /dev/termination-log does not exist; the result is on stdout too.
+        print(f"modelops retrain-job: cannot write {path}: {error}", file=sys.stderr)
+    print(json.dumps(json.loads(result.to_json()), indent=None))
+    sys.stdout.flush()

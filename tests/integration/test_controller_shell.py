@@ -1,0 +1,172 @@
+"""The controller's shell against the real API server: status is written before any action (a
+conflict leaves the cluster untouched), children are found by owner UID (a namesake's Deployments
+are never adopted), a user's Service is left alone with a condition and an Event that say so, a
+missing HTTPRoute is a condition, and an idle fleet costs no API requests, resyncs included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from modelops.controller.cache import Cache, slim_mdep
+from modelops.controller.kube import Conflict, Kube
+from modelops.controller.metrics import OperatorMetrics
+from modelops.controller.reconcile import Reconciler
+
+from tests.cluster.localcluster import Cluster
+from tests.conftest import OperatorProcess, wait_for
+
+pytestmark = pytest.mark.integration
+SAMPLE = Path(__file__).resolve().parents[2] / "manifests" / "samples" / "iris.yaml"
+
+
+def _json(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
+    return json.loads(out) if out.strip() else {}
+
+
+def _events(cluster: Cluster, namespace: str) -> list[str]:
+    items = _json(cluster, namespace, "events", "--field-selector", "involvedObject.kind=ModelDeployment")
+    return [e["reason"] for e in items.get("items", [])]
+
+
+def _condition(cluster: Cluster, namespace: str, type_: str) -> tuple[str, str]:
+    for c in _json(cluster, namespace, "mdep", "iris").get("status", {}).get("conditions", []):
+        if c["type"] == type_:
+            return c["status"], c["reason"]
+    return ("", "")
+
+
+def _sample(**spec: Any) -> str:
+    manifest = yaml.safe_load(SAMPLE.read_text())
+    manifest["spec"].update(spec)
+    return json.dumps(manifest)
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M))
+
+
+def test_a_conflicting_status_write_leaves_the_cluster_untouched(
+        cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_sample())
+
+    async def scenario() -> None:
+        kube = Kube(threads=2)
+        cache = Cache()
+        reconciler = Reconciler(kube, cache, OperatorMetrics())
+        stale = json.loads(cluster.kubectl("get", "mdep", "iris", "-n", namespace, "-o", "json"))
+        stale.setdefault("apiVersion", "modelops.dev/v1alpha1")
+        cache.mdeps.put((namespace, "iris"), slim_mdep(stale))
+        # Someone (say `kubectl modelops abort`) writes between our read and our status write.
+        cluster.kubectl("annotate", "mdep", "iris", "-n", namespace, "example.com/touched=1")
+        with pytest.raises(Conflict):
+            await reconciler.reconcile((namespace, "iris"))
+        assert _json(cluster, namespace, "deployments")["items"] == []
+        assert _events(cluster, namespace) == []
+        assert "status" not in _json(cluster, namespace, "mdep", "iris")
+        # The next reconcile reads the new version and acts once.
+        fresh = json.loads(cluster.kubectl("get", "mdep", "iris", "-n", namespace, "-o", "json"))
+        cache.mdeps.put((namespace, "iris"), slim_mdep(fresh))
+        await reconciler.reconcile((namespace, "iris"))
+        assert len(_json(cluster, namespace, "deployments")["items"]) == 1
+        assert _events(cluster, namespace) == ["Deploying"]
+        await reconciler.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_namesake_does_not_adopt_the_deployments_of_the_object_it_replaces(
+        cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_sample())
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=90s")
+    old = _json(cluster, namespace, "deployments")["items"][0]
+    # Orphaned: the old Deployment stays, with no owner, under the name the new object wants.
+    cluster.kubectl("delete", "mdep", "iris", "-n", namespace, "--cascade=orphan", "--wait=true")
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_sample())
+    wait_for(lambda: _condition(cluster, namespace, "Stalled") == ("True", "NameTaken"),
+             "Stalled=True NameTaken on the new object")
+    wait_for(lambda: "NameTaken" in _events(cluster, namespace), "a NameTaken Warning Event")
+    same = _json(cluster, namespace, "deployment", old["metadata"]["name"])
+    assert same["metadata"]["uid"] == old["metadata"]["uid"]
+    assert not same["metadata"].get("ownerReferences")  # not adopted
+    # The orphaned Service is not ours either; once both orphans are gone, the new object proceeds.
+    assert not _json(cluster, namespace, "service", "iris")["metadata"].get("ownerReferences")
+    cluster.kubectl("delete", "deployment", old["metadata"]["name"], "-n", namespace, "--wait=true")
+    cluster.kubectl("delete", "service", "iris", "-n", namespace, "--wait=true")
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=90s")
+    new_uid = _json(cluster, namespace, "mdep", "iris")["metadata"]["uid"]
+    owners = [d["metadata"]["ownerReferences"][0]["uid"] for d in _json(cluster, namespace, "deployments")["items"]]
+    assert owners == [new_uid]
+
+
+def test_a_users_service_is_left_alone_and_status_says_so(
+        cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    theirs = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "iris"},
+              "spec": {"selector": {"app": "theirs"}, "ports": [{"port": 8080}]}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(theirs))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_sample())
+    wait_for(lambda: _condition(cluster, namespace, "Stalled") == ("True", "ServiceNotOwned"),
+             "Stalled=True ServiceNotOwned")
+    wait_for(lambda: "ServiceNotOwned" in _events(cluster, namespace), "a ServiceNotOwned Warning Event")
+    # The pods still roll out; the user's Service is exactly theirs.
+    wait_for(lambda: (_json(cluster, namespace, "mdep", "iris")["status"].get("stable") or {}).get(
+        "readyReplicas") == 2, "2 ready replicas")
+    service = _json(cluster, namespace, "service", "iris")
+    assert service["spec"]["selector"] == {"app": "theirs"}
+    assert not service["metadata"].get("ownerReferences")
+    assert "modelops" not in json.dumps(service["metadata"].get("managedFields", []))
+    table = cluster.kubectl("get", "mdep", "iris", "-n", namespace)
+    assert "False" in table.splitlines()[1]  # READY
+    # Once the user's Service is gone, ours is made and the condition clears.
+    cluster.kubectl("delete", "service", "iris", "-n", namespace, "--wait=true")
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=120s")
+    assert _condition(cluster, namespace, "Stalled")[0] == "False"
+    assert _json(cluster, namespace, "service", "iris")["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+    assert _events(cluster, namespace).count("ServiceNotOwned") == 1  # aggregated, not one per retry
+
+
+def test_a_missing_httproute_is_a_condition(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_sample())
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=90s")
+    # A new version through a route that does not exist: the canary cannot be routed.
+    cluster.kubectl("patch", "mdep", "iris", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {
+        "model": {"version": "2"},
+        "rollout": {"traffic": {"router": "GatewayAPI", "httpRoute": {"name": "nowhere"}}}}}))
+    wait_for(lambda: _condition(cluster, namespace, "Stalled") == ("True", "RouteNotFound"),
+             "Stalled=True RouteNotFound", timeout=90)
+    assert "RouteNotFound" in _events(cluster, namespace)
+    assert "HTTPRoute nowhere not found" in _json(cluster, namespace, "mdep", "iris")["status"]["message"]
+
+
+def test_an_idle_fleet_costs_no_api_requests_even_across_resyncs(
+        cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    op = OperatorProcess(cluster, tmp_path / "operator.log", ("--resync", "1"))
+    op.start()
+    try:
+        for i in range(5):
+            cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                            input=_sample().replace('"name": "iris"}', f'"name": "iris-{i}"}}', 1))
+        for i in range(5):
+            cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", f"mdep/iris-{i}", "--timeout=90s")
+        wait_for(lambda: _metric(op.metrics(), "modelops_leader") == 1, "the operator to lead")
+        # Let the last echoes settle: two resyncs in a row with no request in between.
+        def settled() -> bool:
+            before = op.metrics()
+            reconciles = _metric(before, "modelops_reconcile_total")
+            wait_for(lambda: _metric(op.metrics(), "modelops_reconcile_total") >= reconciles + 10,
+                     "two resyncs of five objects")
+            return _metric(op.metrics(), "modelops_api_requests_total") == _metric(
+                before, "modelops_api_requests_total")
+        wait_for(settled, "an idle interval", timeout=60, interval=0)
+        text = op.metrics()
+        assert _metric(text, "modelops_workqueue_depth") == 0
+        assert 'modelops_modeldeployment_phase{name="iris-0",namespace="' in text
+    finally:
+        op.stop()
