@@ -257,7 +257,7 @@ class Fleet:
     """One namespace of `size` ModelDeployments, measured with a fresh operator."""
 
     def __init__(self, cluster: localcluster.Cluster, api: Any, size: int, opts: Options, log_dir: Path,
-                 operator_args: list[str], metrics_port: int | None) -> None:
+                 operator_args: list[str]) -> None:
         from kubernetes import client
 
         self.cluster, self.api, self.size, self.opts = cluster, api, size, opts
@@ -266,7 +266,7 @@ class Fleet:
         self.namespace = f"fleet-{size}-{int(time.time()) % 100000}"
         self.names = [f"m{i:05d}" for i in range(size)]
         self.result = SizeResult(size)
-        self.operator = OperatorProcess(cluster, log_dir / f"operator-{size}.log", operator_args, metrics_port)
+        self.operator = OperatorProcess(cluster, log_dir / f"operator-{size}.log", operator_args)
 
     # -------------------------------------------------------------- steps
 
@@ -532,13 +532,12 @@ def run_sizes(cluster: localcluster.Cluster, sizes: list[int], opts: Options, lo
     """Measure each size with a fresh operator and namespace; extra kwok nodes are removed at the end."""
     cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev", "--timeout=60s")
-    port = cluster.port_base + 75
     args = ["--workers", str(opts.workers)]
     api = api_client(cluster)
     results = []
     try:
         for size in sizes:
-            results.append(Fleet(cluster, api, size, opts, log_dir, args, port).run())
+            results.append(Fleet(cluster, api, size, opts, log_dir, args).run())
     finally:
         localcluster.remove_kwok_nodes(cluster)
     return results

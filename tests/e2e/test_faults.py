@@ -245,8 +245,7 @@ class Operators:
                      "--lease-duration", str(LEASE_SECONDS)]
         else:
             args += ["--no-leader-elect"]
-        op = OperatorProcess(self.cluster, self.log_dir / f"operator-{index}.log", args,
-                             metrics_port=self.cluster.port_base + 70 + index)
+        op = OperatorProcess(self.cluster, self.log_dir / f"operator-{index}.log", args)
         op.start()
         self.started.append(op)
         return op
