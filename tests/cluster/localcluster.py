@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -414,14 +415,32 @@ def stop_component(cluster: Cluster, name: str, timeout: float = 30, crash: bool
         time.sleep(0.05)
 
 
+def _wait_ports_free(cluster: Cluster, *ports: int, timeout: float = 30) -> None:
+    """A killed Go process can show as exited while its other threads still hold its sockets."""
+    def free() -> bool:
+        for port in ports:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    return False
+        return True
+
+    _wait(f"ports {ports} free", free, timeout, cluster)
+
+
 def start_etcd(cluster: Cluster) -> None:
     """Start etcd again on its data directory (after `stop_component(cluster, "etcd")`)."""
+    p = cluster.port_base
+    _wait_ports_free(cluster, p + 1, p + 2, p + 3)
     _start(cluster, "etcd", _etcd_args(cluster))
     _wait("etcd", lambda: _etcd_healthy(cluster.port_base + 1), 60, cluster, "etcd")
 
 
 def start_apiserver(cluster: Cluster) -> None:
     """Start kube-apiserver with the arguments `up()` uses and wait for /readyz."""
+    _wait_ports_free(cluster, cluster.apiserver_port)
     _start(cluster, "kube-apiserver", _apiserver_args(cluster))
     _wait("kube-apiserver", lambda: healthy(cluster), 120, cluster, "kube-apiserver")
 
