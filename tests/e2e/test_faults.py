@@ -40,12 +40,13 @@ LEASE_SECONDS = 5
 RETRY_SLACK_SECONDS = 5  # a standby retries every few seconds; it may notice the lapse one retry late
 REVISION_LABEL = "modelops.dev/revision"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
-# Two timed pauses: the "mid-canary pause" fault lands in the first one.
-STEPS: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {"duration": "4s"}},
-                               {"setWeight": 75}, {"pause": {"duration": "1s"}}]
+# Two timed pauses: the "mid-canary pause" fault lands in the first one. The last weight is low so
+# that promotion has pods to add (4 replicas, a canary of 2): the status shows Promoting meanwhile.
+STEPS: list[dict[str, Any]] = [{"setWeight": 20}, {"pause": {"duration": "4s"}},
+                               {"setWeight": 30}, {"pause": {"duration": "1s"}}]
 
 
-def kwok_mdep(name: str, version: str, steps: list[dict[str, Any]] | None = None, *, replicas: int = 2,
+def kwok_mdep(name: str, version: str, steps: list[dict[str, Any]] | None = None, *, replicas: int = 4,
               metrics: list[dict[str, Any]] | None = None, prometheus_url: str | None = None,
               interval: str = "1s") -> dict[str, Any]:
     """A ModelDeployment whose pods run on kwok nodes (Ready at once, nothing served)."""
@@ -276,7 +277,7 @@ def undisturbed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
         with Ledger(cluster, namespace) as ledger:
             roll_v1_to_v2(cluster, namespace, ledger)
             assert not ledger.duplicates()
-            wait_for(lambda: final_state(cluster, namespace, NAME, ledger)["deployments"] == [2],
+            wait_for(lambda: final_state(cluster, namespace, NAME, ledger)["deployments"] == [4],
                      "one Deployment left after promotion", timeout=60)
             reference = {"state": final_state(cluster, namespace, NAME, ledger),
                          "events": event_counts(cluster, namespace, NAME)}
