@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -528,8 +528,10 @@ def breakdown(results: list[SizeResult]) -> str:
     return "\n".join(out)
 
 
-def run_sizes(cluster: localcluster.Cluster, sizes: list[int], opts: Options, log_dir: Path) -> list[SizeResult]:
-    """Measure each size with a fresh operator and namespace; extra kwok nodes are removed at the end."""
+def run_sizes(cluster: localcluster.Cluster, sizes: list[int], opts: Options, log_dir: Path,
+              on_size: Callable[[list[SizeResult]], None] | None = None) -> list[SizeResult]:
+    """Measure each size with a fresh operator and namespace; extra kwok nodes are removed at the end.
+    `on_size` gets the results so far after each size (so a long run cut short still leaves them)."""
     cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev", "--timeout=60s")
     args = ["--workers", str(opts.workers)]
@@ -538,6 +540,8 @@ def run_sizes(cluster: localcluster.Cluster, sizes: list[int], opts: Options, lo
     try:
         for size in sizes:
             results.append(Fleet(cluster, api, size, opts, log_dir, args).run())
+            if on_size is not None:
+                on_size(results)
     finally:
         localcluster.remove_kwok_nodes(cluster)
     return results

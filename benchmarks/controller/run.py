@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     fleet_results: list[fleet.SizeResult] = []
     if not args.skip_fleet:
         with fleet.log_directory() as logs:
-            fleet_results = fleet.run_sizes(cluster, args.sizes, fleet.options(args), logs)
+            fleet_results = fleet.run_sizes(cluster, args.sizes, fleet.options(args), logs,
+                                            lambda so_far: write_results(reaction_result, so_far, argv))
         print("\nfleet (targets from issue 7)")
         print(fleet.table(fleet_results))
         print(fleet.breakdown(fleet_results))
