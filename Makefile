@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cluster/bin:$(PATH)
 
-.PHONY: all venv system-deps lint test test-unit test-serving crd cluster-binaries \
+.PHONY: all venv system-deps lint test test-unit test-serving test-faults crd cluster-binaries \
         cluster-up cluster-down demo bench-serving bench-controller bench-retraining clean tools manifests \
         helm-check docs image-deps image test-image ghz grpc-stubs
 
@@ -82,6 +82,10 @@ test-unit: venv
 test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
+# The controller under faults (apiserver restarts, etcd outage, leader killed, command storms).
+test-faults: venv system-deps
+	$(BIN)/pytest tests/e2e/test_faults.py
+
 # The image test is `make test-image` (CI runs it too): a changed source tree rebuilds three images (minutes).
 test: venv system-deps lint tools helm-check
 	$(BIN)/pytest --ignore=tests/image
@@ -117,8 +121,9 @@ grpc-stubs: venv
 	$(BIN)/python -m grpc_tools.protoc -I operator --python_out=operator --pyi_out=operator \
 	  --grpc_python_out=operator operator/modelops/serving/grpc_v2/grpc_predict_v2.proto
 
+# BENCH_ARGS picks parts, e.g. `make bench-controller BENCH_ARGS="--sizes 100 --skip-reaction"`.
 bench-controller: venv system-deps
-	$(BIN)/python -m benchmarks.controller.run
+	$(BIN)/python -m benchmarks.controller.run $(BENCH_ARGS)
 
 # False retraining triggers over 500 no-drift windows (derived vs fixed drift thresholds); pure, ~15 s.
 bench-retraining: venv

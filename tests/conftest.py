@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +36,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text exposition as {sample name: [(labels, value)]}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
 
 
 def wait_for(check: Callable[[], T], what: str, timeout: float = 60, interval: float = 0.2) -> T:
@@ -63,26 +74,47 @@ def cluster() -> Iterator[localcluster.Cluster]:
 
 
 class OperatorProcess:
-    """`modelops run` as a child process, as it runs in a cluster (but on this machine)."""
+    """`modelops run` as a child process, as it runs in a cluster (but on this machine).
 
-    def __init__(self, cluster: localcluster.Cluster, log: Path, args: tuple[str, ...] = ()) -> None:
+    `args` are extra `modelops run` flags (e.g. `--namespace`, `--leader-elect`). The operator serves
+    /metrics on `metrics_port` (a free port unless given): `metrics()` is the page, `metric()` one sum.
+    """
+
+    def __init__(self, cluster: localcluster.Cluster, log: Path, args: Sequence[str] = (),
+                 metrics_port: int | None = None) -> None:
         self.cluster = cluster
         self.log = log
-        self.args = args
-        self.metrics_port = free_port()
+        self.args = tuple(args)
+        self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "modelops.cli.main", "run", "--metrics-port", str(self.metrics_port),
+                *self.args]
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
-        command = [sys.executable, "-m", "modelops.cli.main", "run", "--metrics-port", str(self.metrics_port),
-                   *self.args]
-        self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self.command(), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the operator is not started")
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def metrics(self) -> str:
         """The operator's own /metrics page."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             return str(response.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` whose labels include `labels` (0 when there is none)."""
+        return sum(v for lbl, v in parse_metrics(self.metrics()).get(name, []) if labels.items() <= lbl.items())
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:

@@ -10,22 +10,30 @@ Anchors (documented behaviour, not measured here: neither peer runs on this mach
 once per analysis interval (default 1m) and moves one stepWeight per interval; Argo Rollouts is
 event-driven (a spec change is reconciled on the watch event) and advances steps on its own
 requeues.
+4. the fleet benchmark (benchmarks/controller/fleet.py: 100 / 1,000 / 3,000 objects, `--sizes`).
+Results go to benchmarks/controller/RESULTS.md (the latest run) and results/<time>.json (raw).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.controller import fleet
 from tests.cluster import localcluster
 from tests.conftest import CRD_FILE, OperatorProcess
 from tests.e2e.scenario import apply, deployments, get, manifest, status, train, wait_status
+
+HERE = Path(__file__).resolve().parent
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -123,13 +131,8 @@ def bench_abort(cluster: localcluster.Cluster, namespace: str, models_dir: Path)
         kubelet.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--changes", type=int, default=30, help="spec changes measured")
-    parser.add_argument("--skip-abort", action="store_true", help="skip the real-pods abort measurement")
-    args = parser.parse_args(argv)
-    cluster = localcluster.up(quiet=True)
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+def reaction(cluster: localcluster.Cluster, changes: int, skip_abort: bool) -> dict[str, Any]:
+    """The single-object measurements (1-3 of the module docstring) in a namespace of their own."""
     namespace = f"bench-{int(time.time())}"
     cluster.kubectl("create", "namespace", namespace)
     while not cluster.kubectl("get", "sa", "default", "-n", namespace, "-o", "name", check=False).strip():
@@ -138,27 +141,82 @@ def main(argv: list[str] | None = None) -> int:
         op = OperatorProcess(cluster, Path(tmp) / "operator.log")
         op.start()
         try:
-            creation = bench_canary_creation(cluster, namespace, args.changes)
+            creation = bench_canary_creation(cluster, namespace, changes)
             steps = bench_step_overhead(cluster, namespace)
-            abort = None if args.skip_abort else bench_abort(cluster, namespace, Path(tmp) / "models")
+            abort = None if skip_abort else bench_abort(cluster, namespace, Path(tmp) / "models")
         finally:
             op.stop()
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-    print("\nmodelops controller benchmark (real kube-apiserver, kwok nodes, operator as a process)")
-    print(f"{'measure':<52}{'modelops':>12}   anchor")
-    print(f"{'spec change -> canary Deployment created, p50':<52}{statistics.median(creation):>10.3f} s"
-          "   Flagger: next interval tick (default 60 s); Argo Rollouts: on the watch event")
-    print(f"{'spec change -> canary Deployment created, p99':<52}{_pct(creation, 0.99):>10.3f} s   (n={len(creation)})")
+    return {"creation_s": creation, "creation_p50_s": statistics.median(creation),
+            "creation_p99_s": _pct(creation, 0.99), "steps": steps, "abort_to_zero_s": abort}
+
+
+def reaction_lines(r: dict[str, Any]) -> list[str]:
+    creation = r["creation_s"]
+    lines = [f"{'measure':<52}{'modelops':>12}   anchor",
+             f"{'spec change -> canary Deployment created, p50':<52}{r['creation_p50_s']:>10.3f} s"
+             "   Flagger: next interval tick (default 60 s); Argo Rollouts: on the watch event",
+             f"{'spec change -> canary Deployment created, p99':<52}{r['creation_p99_s']:>10.3f} s"
+             f"   (n={len(creation)})"]
     previous = 0.0
-    for label, at in steps:
-        print(f"{'rollout: ' + label + ' (+delta)':<52}{at:>10.3f} s   "
-              f"(+{at - previous:.3f} s; no pauses; Flagger: one interval per step)")
+    for label, at in r["steps"]:
+        lines.append(f"{'rollout: ' + label + ' (+delta)':<52}{at:>10.3f} s   "
+                     f"(+{at - previous:.3f} s; no pauses; Flagger: one interval per step)")
         previous = at
-    if abort is not None:
-        print(f"{'failed analysis -> canary at 0% (endpoints gone)':<52}{abort:>10.3f} s"
-              "   Flagger: the failing check's interval tick (default 60 s)")
-    print(json.dumps({"creation_p50_s": statistics.median(creation), "creation_p99_s": _pct(creation, 0.99),
-                      "steps": steps, "abort_to_zero_s": abort}))
+    if r["abort_to_zero_s"] is not None:
+        lines.append(f"{'failed analysis -> canary at 0% (endpoints gone)':<52}{r['abort_to_zero_s']:>10.3f} s"
+                     "   Flagger: the failing check's interval tick (default 60 s)")
+    return lines
+
+
+def write_results(reaction_result: dict[str, Any] | None, fleet_results: list[fleet.SizeResult],
+                  argv: list[str]) -> Path:
+    """RESULTS.md (the latest run, side by side with the targets) and the raw JSON under results/."""
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
+    commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    raw = {"at": stamp, "commit": commit, "argv": argv, "reaction": reaction_result,
+           "fleet": [asdict(r) for r in fleet_results]}
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"{stamp}.json").write_text(json.dumps(raw, indent=2))
+    md = ["# Controller benchmark results", "",
+          f"`make bench-controller` ({' '.join(argv) or 'default arguments'}), commit {commit}, {stamp}; "
+          f"{os.cpu_count()} cores shared with other work; real kube-apiserver, kwok nodes, the operator as one "
+          "process. Raw figures: `benchmarks/controller/results/` (not committed).", ""]
+    if fleet_results:
+        md += ["## Fleet", "", fleet.table(fleet_results), "", "API requests at idle, by verb and resource:",
+               fleet.breakdown(fleet_results), "", f"Anchors: {fleet.ANCHORS}.", ""]
+    if reaction_result is not None:
+        md += ["## One object", "", "```", *reaction_lines(reaction_result), "```", ""]
+    (HERE / "RESULTS.md").write_text("\n".join(md))
+    return HERE / "RESULTS.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--changes", type=int, default=30, help="spec changes measured on the single object")
+    parser.add_argument("--skip-abort", action="store_true", help="skip the real-pods abort measurement")
+    parser.add_argument("--skip-reaction", action="store_true", help="skip the single-object measurements")
+    parser.add_argument("--skip-fleet", action="store_true", help="skip the fleet measurements")
+    fleet.add_arguments(parser)
+    args = parser.parse_args(argv)
+    cluster = localcluster.up(quiet=True)
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+    reaction_result = None if args.skip_reaction else reaction(cluster, args.changes, args.skip_abort)
+    if reaction_result is not None:
+        print("\nmodelops controller benchmark (real kube-apiserver, kwok nodes, operator as a process)")
+        print("\n".join(reaction_lines(reaction_result)), flush=True)
+    fleet_results: list[fleet.SizeResult] = []
+    if not args.skip_fleet:
+        with fleet.log_directory() as logs:
+            fleet_results = fleet.run_sizes(cluster, args.sizes, fleet.options(args), logs,
+                                            lambda so_far: write_results(reaction_result, so_far, argv))
+        print("\nfleet (targets from issue 7)")
+        print(fleet.table(fleet_results))
+        print(fleet.breakdown(fleet_results))
+        print(f"anchors: {fleet.ANCHORS}")
+    print(f"written: {write_results(reaction_result, fleet_results, argv)}")
     return 0
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -30,6 +31,11 @@ POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 NODES = {"kwok-node-0": "10.244.0.0/24", "kwok-node-1": "10.244.1.0/24"}
 KWOK_NODE_LABEL = "type=kwok"
+PODS_PER_NODE = 110
+# Extra kwok nodes take the /24s above the ones the real-pods nodes use (10.244.16.0 - 10.244.215.0).
+EXTRA_NODE_PREFIX = "kwok-fleet-"
+EXTRA_NODE_FIRST_SUBNET = 216
+EXTRA_NODE_MAX = 40
 
 
 class ClusterError(Exception):
@@ -228,9 +234,9 @@ def _etcd_healthy(port: int) -> bool:
         return False
 
 
-def _nodes_manifest() -> str:
+def _nodes_manifest(nodes: dict[str, str] | None = None) -> str:
     docs = []
-    for name, cidr in NODES.items():
+    for name, cidr in (nodes or NODES).items():
         docs.append(json.dumps({
             "apiVersion": "v1",
             "kind": "Node",
@@ -238,12 +244,47 @@ def _nodes_manifest() -> str:
                                                   "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
                          "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
             "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
-            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
+                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
                        "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
                                     "kubeletVersion": "fake", "kubeProxyVersion": "fake"}},
         }))
     return "\n".join(docs)
+
+
+def _etcd_args(cluster: Cluster) -> list[str]:
+    b, p = cluster.bin, cluster.port_base
+    etcd_port = p + 1
+    return [
+        str(b / "etcd"), "--name", "modelops", "--data-dir", str(cluster.state / "etcd"),
+        "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+        "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+        "--listen-peer-urls", f"http://127.0.0.1:{p + 2}",
+        "--initial-advertise-peer-urls", f"http://127.0.0.1:{p + 2}",
+        "--initial-cluster", f"modelops=http://127.0.0.1:{p + 2}",
+        "--listen-metrics-urls", f"http://127.0.0.1:{p + 3}",
+        "--unsafe-no-fsync", "--quota-backend-bytes", str(2 * 1024**3), "--log-level", "warn",
+    ]
+
+
+def _apiserver_args(cluster: Cluster) -> list[str]:
+    pki, b, p = cluster.pki, cluster.bin, cluster.port_base
+    etcd_port = p + 1
+    return [
+        str(b / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p}",
+        f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=Node,RBAC",
+        # The advertise address is loopback, which Endpoints refuse; nothing dials the Service.
+        "--endpoint-reconciler-type=none",
+        "--allow-privileged=true", "--profiling=false", "--v=0",
+    ]
 
 
 def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
@@ -265,37 +306,14 @@ def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
     cluster.state.mkdir(parents=True, exist_ok=True)
     _make_pki(cluster.pki)
     _write_kubeconfig(cluster)
-    pki, b, p = cluster.pki, cluster.bin, cluster.port_base
-    etcd_port = p + 1
+    etcd_port = cluster.port_base + 1
     say(f"starting etcd on 127.0.0.1:{etcd_port}")
-    _start(cluster, "etcd", [
-        str(b / "etcd"), "--name", "modelops", "--data-dir", str(cluster.state / "etcd"),
-        "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-        "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-        "--listen-peer-urls", f"http://127.0.0.1:{p + 2}",
-        "--initial-advertise-peer-urls", f"http://127.0.0.1:{p + 2}",
-        "--initial-cluster", f"modelops=http://127.0.0.1:{p + 2}",
-        "--listen-metrics-urls", f"http://127.0.0.1:{p + 3}",
-        "--unsafe-no-fsync", "--quota-backend-bytes", str(2 * 1024**3), "--log-level", "warn",
-    ])
+    _start(cluster, "etcd", _etcd_args(cluster))
     _wait("etcd", lambda: _etcd_healthy(etcd_port), 60, cluster, "etcd")
     say(f"starting kube-apiserver on {cluster.server}")
-    _start(cluster, "kube-apiserver", [
-        str(b / "kube-apiserver"),
-        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p}",
-        f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=Node,RBAC",
-        # The advertise address is loopback, which Endpoints refuse; nothing dials the Service.
-        "--endpoint-reconciler-type=none",
-        "--allow-privileged=true", "--profiling=false", "--v=0",
-    ])
+    _start(cluster, "kube-apiserver", _apiserver_args(cluster))
     _wait("kube-apiserver", lambda: healthy(cluster), 120, cluster, "kube-apiserver")
+    pki, b, p = cluster.pki, cluster.bin, cluster.port_base
     kubeconfig = str(cluster.kubeconfig)
     say("starting kube-controller-manager, kube-scheduler and kwok")
     _start(cluster, "kube-controller-manager", [
@@ -332,7 +350,7 @@ def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
     return cluster
 
 
-def _nodes_ready(cluster: Cluster) -> bool:
+def _nodes_ready(cluster: Cluster, at_least: int = len(NODES)) -> bool:
     out = cluster.kubectl("get", "nodes", "-o", "json", check=False)
     try:
         items = json.loads(out)["items"]
@@ -340,7 +358,7 @@ def _nodes_ready(cluster: Cluster) -> bool:
         return False
     ready = [n for n in items
              if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))]
-    return len(ready) >= len(NODES)
+    return len(ready) >= at_least
 
 
 def _has_default_sa(cluster: Cluster) -> bool:
@@ -371,6 +389,96 @@ def down(cluster: Cluster | None = None, quiet: bool = False) -> None:
             target.unlink()
     if not quiet:
         print("control plane stopped and its state removed")
+
+
+# ---------------------------------------------------------------- faults and fleets
+# Used by tests/e2e/test_faults.py (restart or stop a component mid-rollout) and by the fleet
+# benchmark (benchmarks/controller/fleet.py: more kwok nodes for thousands of pods).
+
+
+
+def stop_component(cluster: Cluster, name: str, timeout: float = 30, crash: bool = False) -> None:
+    """Stop one running component (e.g. "kube-apiserver", "etcd") and wait until its process is gone;
+    `crash` kills it at once (SIGKILL) instead of letting it drain its requests."""
+    pid = _running(cluster).get(name)
+    if pid is None:
+        raise ClusterError(f"{name} is not running")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL if crash else signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.2)
+            break
+        time.sleep(0.05)
+
+
+def _wait_ports_free(cluster: Cluster, *ports: int, timeout: float = 30) -> None:
+    """A killed Go process can show as exited while its other threads still hold its sockets."""
+    def free() -> bool:
+        for port in ports:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    return False
+        return True
+
+    _wait(f"ports {ports} free", free, timeout, cluster)
+
+
+def start_etcd(cluster: Cluster) -> None:
+    """Start etcd again on its data directory (after `stop_component(cluster, "etcd")`)."""
+    p = cluster.port_base
+    _wait_ports_free(cluster, p + 1, p + 2, p + 3)
+    _start(cluster, "etcd", _etcd_args(cluster))
+    _wait("etcd", lambda: _etcd_healthy(cluster.port_base + 1), 60, cluster, "etcd")
+
+
+def start_apiserver(cluster: Cluster) -> None:
+    """Start kube-apiserver with the arguments `up()` uses and wait for /readyz."""
+    _wait_ports_free(cluster, cluster.apiserver_port)
+    _start(cluster, "kube-apiserver", _apiserver_args(cluster))
+    _wait("kube-apiserver", lambda: healthy(cluster), 120, cluster, "kube-apiserver")
+
+
+def restart_apiserver(cluster: Cluster, crash: bool = True) -> float:
+    """Stop kube-apiserver (by default a crash: a graceful stop drains watches for up to a minute) and
+    start it again; returns the seconds it was not serving."""
+    started = time.monotonic()
+    stop_component(cluster, "kube-apiserver", crash=crash)
+    start_apiserver(cluster)
+    return time.monotonic() - started
+
+
+def add_kwok_nodes(cluster: Cluster, count: int) -> list[str]:
+    """Make sure `count` extra kwok nodes (PODS_PER_NODE pods each) exist and are Ready; returns their names."""
+    if not 0 <= count <= EXTRA_NODE_MAX:
+        raise ClusterError(f"extra kwok nodes: {count} is outside 0-{EXTRA_NODE_MAX}")
+    names = [f"{EXTRA_NODE_PREFIX}{i}" for i in range(count)]
+    if names:
+        cluster.kubectl("apply", "-f", "-", input=_nodes_manifest(
+            {name: f"10.244.{EXTRA_NODE_FIRST_SUBNET + i}.0/24" for i, name in enumerate(names)}))
+        _wait(f"{count} extra kwok nodes Ready", lambda: _nodes_ready(cluster, len(NODES) + count), 120, cluster,
+              "kwok")
+    return names
+
+
+def remove_kwok_nodes(cluster: Cluster) -> None:
+    """Delete every extra kwok node `add_kwok_nodes` made (their pods should be gone first)."""
+    out = cluster.kubectl("get", "nodes", "-o", "name", check=False)
+    extra = [n for n in out.split() if n.startswith(f"node/{EXTRA_NODE_PREFIX}")]
+    if extra:
+        cluster.kubectl("delete", "--wait=false", *extra, check=False)
+
+
+def apiserver_metrics(cluster: Cluster) -> str:
+    """The API server's own /metrics text, read with the admin client certificate."""
+    with urllib.request.urlopen(f"{cluster.server}/metrics", context=_ssl_context(cluster), timeout=30) as r:
+        return str(r.read().decode())
 
 
 def main(argv: list[str]) -> int:
