@@ -65,7 +65,7 @@ def mdep(name: str, version: str, steps: list[dict[str, Any]]) -> dict[str, Any]
             "spec": {"model": {"name": "iris", "version": version, "uri": "file:///models/iris/model.skops",
                                "format": "skops"},
                      "serving": {"replicas": 1},
-                     "rollout": {"steps": steps, "analysis": {"metrics": []}}}}
+                     "rollout": {"steps": steps, "analysis": {"disabled": True}}}}
 
 
 def rolling_steps(pauses: int, pause_s: int) -> list[dict[str, Any]]:

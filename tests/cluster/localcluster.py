@@ -326,11 +326,14 @@ def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
         "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
         "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
         "--concurrent-gc-syncs=20", "--v=0",
+        # The default 20 requests/s would make the controller-manager, not the operator, what a
+        # fleet of a thousand Deployments waits on (large clusters raise it the same way).
+        "--kube-api-qps=300", "--kube-api-burst=500",
     ])
     _start(cluster, "kube-scheduler", [
         str(b / "kube-scheduler"), f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-        "--leader-elect=false", "--secure-port=0", "--v=0",
+        "--leader-elect=false", "--secure-port=0", "--v=0", "--kube-api-qps=300", "--kube-api-burst=500",
     ])
     _start(cluster, "kwok", [
         str(b / "kwok"), f"--kubeconfig={kubeconfig}",
