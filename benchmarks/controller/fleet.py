@@ -484,8 +484,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("api_rps", "API requests/s at idle (operator - baseline)", "/s"),
     ("idle_p50_s", "spec change -> canary Deployment, idle, p50", "s"),
     ("idle_p99_s", "spec change -> canary Deployment, idle, p99", "s"),
-    ("rolling_p50_s", "... while 100 others roll, p50", "s"),
-    ("rolling_p99_s", "... while 100 others roll, p99", "s"),
+    ("rolling_p50_s", "... while others roll (row below), p50", "s"),
+    ("rolling_p99_s", "... while others roll (row below), p99", "s"),
 ]
 
 

@@ -87,10 +87,14 @@ class Cluster:
         return f"https://127.0.0.1:{self.apiserver_port}"
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
-        """Run the built kubectl against this cluster and return its stdout."""
+        """Run the built kubectl against this cluster and return its stdout. The kubeconfig goes in
+        the environment, not as a flag: kubectl refuses flags before a plugin's name, and the
+        project's plugin (`kubectl modelops`, next to this Python) is on PATH."""
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         proc = subprocess.run(
-            [str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            capture_output=True, text=True, input=input, timeout=120,
+            [str(self.bin / "kubectl"), *args],
+            capture_output=True, text=True, input=input, timeout=120, env=env,
         )
         if check and proc.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")

@@ -90,7 +90,8 @@ def inconclusive() -> World:
 
 
 def promoting() -> World:
-    world = _deployed(steps=[{"setWeight": 50}], analysis={"disabled": True})
+    # 25% of 3 is one canary pod beside 3 stable (50% would be 3 beside 3): promotion has pods to add.
+    world = _deployed(steps=[{"setWeight": 25}], analysis={"disabled": True})
     world.roll_out("2")
     world.auto_ready = False
     world.tick()
