@@ -82,13 +82,14 @@ test-unit: venv
 test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
-# The controller under faults (apiserver restarts, etcd outage, leader killed, command storms).
+# The controller under faults (apiserver restarts, etcd outage, leader killed, command storms):
+# long runs, kept out of `make test` (its 20-minute budget); CI runs them after it.
 test-faults: venv system-deps
 	$(BIN)/pytest tests/e2e/test_faults.py
 
-# The image test is `make test-image` (CI runs it too): a changed source tree rebuilds three images (minutes).
+# The image test is `make test-image`, not part of `make test`: a changed source tree rebuilds three images (minutes).
 test: venv system-deps lint tools helm-check
-	$(BIN)/pytest --ignore=tests/image
+	$(BIN)/pytest --ignore=tests/image --ignore=tests/e2e/test_faults.py --durations=15
 
 # OCI archives of the operator, server and trainer images in dist/ (cached by their inputs under
 # ~/.cache/modelops/image), loadable with `kind load image-archive dist/<archive>`.

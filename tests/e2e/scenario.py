@@ -108,8 +108,9 @@ def wait_status(cluster: Cluster, namespace: str, name: str, check: Callable[[di
             return st
         last = st
         time.sleep(0.25)
+    analysis = json.dumps(last.get("analysis"), default=str)[:1500]
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last phase "
-                         f"{last.get('phase')!r}: {last.get('message')!r}")
+                         f"{last.get('phase')!r}: {last.get('message')!r}; analysis: {analysis}")
 
 
 def deployments(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:

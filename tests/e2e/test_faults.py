@@ -54,7 +54,7 @@ def kwok_mdep(name: str, version: str, steps: list[dict[str, Any]] | None = None
         "model": {"name": "iris", "version": version, "uri": "file:///models/iris/model.skops", "format": "skops"},
         "serving": {"replicas": replicas},
         "rollout": {"steps": STEPS if steps is None else steps,
-                    "analysis": ({"interval": interval, "minRequests": 0, "metrics": metrics} if metrics
+                    "analysis": ({"interval": interval, "minRequests": 1, "metrics": metrics} if metrics
                                  else {"disabled": True})},
     }
     if prometheus_url:

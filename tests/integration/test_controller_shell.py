@@ -42,8 +42,12 @@ def _condition(cluster: Cluster, namespace: str, type_: str) -> tuple[str, str]:
     return ("", "")
 
 
-def _sample(**spec: Any) -> str:
+def _sample(name: str = "iris", **spec: Any) -> str:
+    """The shipped sample on kwok pods: its pvc:// model would need a bound claim to schedule, and
+    nothing is served here, so the model is a file:// path."""
     manifest = yaml.safe_load(SAMPLE.read_text())
+    manifest["metadata"]["name"] = name
+    manifest["spec"]["model"]["uri"] = "file:///models/iris/1/model.skops"
     manifest["spec"].update(spec)
     return json.dumps(manifest)
 
@@ -152,7 +156,7 @@ def test_an_idle_fleet_costs_no_api_requests_even_across_resyncs(
     try:
         for i in range(5):
             cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                            input=_sample().replace('"name": "iris"}', f'"name": "iris-{i}"}}', 1))
+                            input=_sample(f"iris-{i}"))
         for i in range(5):
             cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", f"mdep/iris-{i}", "--timeout=90s")
         wait_for(lambda: _metric(op.metrics(), "modelops_leader") == 1, "the operator to lead")
