@@ -89,8 +89,10 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
+        # The tests' Prometheus servers listen on loopback: allowed there, as an administrator would
+        # allow the cluster's own Prometheus (any other prometheusUrl is still refused).
         return [sys.executable, "-m", "modelops.cli.main", "run", "--metrics-port", str(self.metrics_port),
-                *self.args]
+                "--prometheus-allow", "127.0.0.1", *self.args]
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
