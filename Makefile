@@ -83,13 +83,13 @@ test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
 # The controller under faults (apiserver restarts, etcd outage, leader killed, command storms):
-# long runs, kept out of `make test` (its 20-minute budget); CI runs them after it.
+# long runs (about a minute each), kept out of `make test` and its 20-minute budget.
 test-faults: venv system-deps
-	$(BIN)/pytest tests/e2e/test_faults.py
+	$(BIN)/pytest tests/e2e/test_faults.py tests/e2e/test_canary.py::test_operator_killed_resumes_to_the_same_end
 
 # The image test is `make test-image`, not part of `make test`: a changed source tree rebuilds three images (minutes).
 test: venv system-deps lint tools helm-check
-	$(BIN)/pytest --ignore=tests/image --ignore=tests/e2e/test_faults.py --durations=15
+	$(BIN)/pytest --ignore=tests/image --ignore=tests/e2e/test_faults.py -m "not faults" --durations=15
 
 # OCI archives of the operator, server and trainer images in dist/ (cached by their inputs under
 # ~/.cache/modelops/image), loadable with `kind load image-archive dist/<archive>`.
