@@ -4,13 +4,17 @@ manifests pinned onto the node whose pods really run, and waiting on observable 
 
 from __future__ import annotations
 
+import csv
 import json
+import random
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sklearn.datasets import load_iris
 
 from tests import models
 from tests.cluster.localcluster import Cluster
@@ -121,3 +125,49 @@ def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     items = get(cluster, namespace, "events", "--field-selector", f"involvedObject.name={name}").get("items", [])
     # eventTime has microseconds (the operator sets it); lastTimestamp only seconds.
     return sorted(items, key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or "")
+
+
+# ---------------------------------------------------------------- retraining: a world that moved
+
+FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]  # the models' names
+SHIFT = 3.0  # added to feature 0 (sepal length) of everything the world now sends
+
+
+def write_shifted_csv(path: Path, shift: float, seed: int, copies: int = 1) -> Path:
+    """Iris with feature 0 shifted, jittered so that every copy is new data."""
+    data = load_iris()
+    rng = random.Random(seed)
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*FEATURES, "label"])
+        for _ in range(copies):
+            for row, label in zip(data.data, data.target, strict=True):
+                values = [float(v) + rng.gauss(0, 0.05) for v in row]
+                values[0] += shift
+                writer.writerow([f"{v:.4f}" for v in values] + [int(label)])
+    return path
+
+
+def shifted_rows(rng: random.Random) -> list[float]:
+    """One request row of the moved world (a LoadGenerator `rows` function)."""
+    row = [float(v) for v in load_iris().data[rng.randrange(150)]]
+    row[0] += SHIFT
+    return row
+
+
+def retraining_spec(dataset: Path, holdout: Path, output: Path, *, gate: dict[str, Any] | None,
+                    cooldown: str = "10m", max_rejections: int = 3, for_duration: str = "2s") -> dict[str, Any]:
+    """spec.retraining with compressed timings: drift over a 20 s window, held `for_duration`."""
+    spec: dict[str, Any] = {
+        "triggers": {"drift": {"minSamples": 100, "forDuration": for_duration, "window": "20s"}},
+        "job": {"dataset": {"uri": f"file://{dataset}", "targetColumn": "label"},
+                "holdout": {"uri": f"file://{holdout}"},
+                "output": {"uri": f"file://{output}"},
+                "deadline": "5m", "backoffLimit": 0},
+        "guardrails": {"cooldown": cooldown, "maxRunsPerDay": 10, "requireNewData": True,
+                       "maxConsecutiveRejections": max_rejections},
+        "promotion": "Auto",
+    }
+    if gate is not None:
+        spec["gate"] = gate
+    return spec

@@ -9,64 +9,39 @@ state, never on sleeps.
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sklearn.datasets import load_iris
 
 from tests.cluster.localcluster import Cluster
 from tests.cluster.netkubelet import NetKubelet
 from tests.cluster.traffic import LoadGenerator
 from tests.conftest import OperatorProcess, wait_for
-from tests.e2e.scenario import TrainedModel, apply, condition, events, get, manifest, wait_status
+from tests.e2e.scenario import (
+    SHIFT,
+    TrainedModel,
+    apply,
+    condition,
+    events,
+    get,
+    manifest,
+    retraining_spec,
+    shifted_rows,
+    wait_status,
+    write_shifted_csv,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 NAME = "iris"
-FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]  # the test models' names
-SHIFT = 3.0  # added to feature 0 (sepal length) of everything the world now sends
-
-
-def _write_csv(path: Path, shift: float, seed: int, copies: int = 1) -> Path:
-    """Iris with feature 0 shifted, jittered so that every copy is new data."""
-    data = load_iris()
-    rng = random.Random(seed)
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow([*FEATURES, "label"])
-        for _ in range(copies):
-            for row, label in zip(data.data, data.target, strict=True):
-                values = [float(v) + rng.gauss(0, 0.05) for v in row]
-                values[0] += shift
-                writer.writerow([f"{v:.4f}" for v in values] + [int(label)])
-    return path
-
-
-def _shifted_rows(rng: random.Random) -> list[float]:
-    data = load_iris()
-    row = [float(v) for v in data.data[rng.randrange(len(data.data))]]
-    row[0] += SHIFT
-    return row
 
 
 def _retraining_manifest(model: TrainedModel, root: Path, *, dataset: Path, gate: dict[str, Any] | None,
                          cooldown: str = "10m", max_rejections: int = 3) -> dict[str, Any]:
     obj = manifest(NAME, model, steps=[{"setWeight": 50}, {"pause": {"duration": "2s"}}], min_requests=5)
-    obj["spec"]["retraining"] = {
-        "triggers": {"drift": {"minSamples": 100, "forDuration": "2s", "window": "20s"}},
-        "job": {"dataset": {"uri": f"file://{dataset}", "targetColumn": "label"},
-                "holdout": {"uri": f"file://{root / 'holdout.csv'}"},
-                "output": {"uri": f"file://{root / 'out'}"},
-                "deadline": "5m", "backoffLimit": 0},
-        "guardrails": {"cooldown": cooldown, "maxRunsPerDay": 10, "requireNewData": True,
-                       "maxConsecutiveRejections": max_rejections},
-        "promotion": "Auto",
-    }
-    if gate is not None:
-        obj["spec"]["retraining"]["gate"] = gate
+    obj["spec"]["retraining"] = retraining_spec(dataset, root / "holdout.csv", root / "out", gate=gate,
+                                                cooldown=cooldown, max_rejections=max_rejections)
     return obj
 
 
@@ -100,8 +75,8 @@ def diagnose_on_failure(request: pytest.FixtureRequest, cluster: Cluster, namesp
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    _write_csv(tmp_path / "holdout.csv", SHIFT, seed=1)
-    _write_csv(tmp_path / "shifted.csv", SHIFT, seed=2, copies=3)
+    write_shifted_csv(tmp_path / "holdout.csv", SHIFT, seed=1)
+    write_shifted_csv(tmp_path / "shifted.csv", SHIFT, seed=2, copies=3)
     (tmp_path / "out").mkdir()
     return tmp_path
 
@@ -114,7 +89,7 @@ def test_drift_triggers_one_job_whose_candidate_passes_the_gate_and_is_promoted(
         gate={"metric": "accuracy", "minValue": 0.8, "minImprovement": 0.05}))
     wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
     with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=400,
-                       rows=_shifted_rows):
+                       rows=shifted_rows):
         st = wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("lastTriggered")),
                          "a drift trigger", 120)
         assert _retraining(st)["lastTriggered"]["signal"] == "Drift"
@@ -150,7 +125,7 @@ def test_a_candidate_trained_on_shuffled_labels_is_rejected_by_the_gate_and_noth
     wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
     before = get(cluster, namespace, "mdep", NAME)["status"]["stable"]["revision"]
     with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=400,
-                       rows=_shifted_rows):
+                       rows=shifted_rows):
         st = wait_status(cluster, namespace, NAME,
                          lambda s: (_retraining(s).get("lastResult") or {}).get("outcome") == "Rejected",
                          "the candidate rejected", 300)
