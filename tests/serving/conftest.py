@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -46,7 +47,14 @@ class Server:
     def stop(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        code = self.proc.wait(timeout=timeout)
+        self.kill_group()
+        return code
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the server's process group (workers orphaned by a killed supervisor)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def metrics(self) -> str:
         return requests.get(self.url + "/metrics", timeout=10).text
@@ -76,7 +84,9 @@ def launch(model_dir: Path, *args: str, wait: bool = True) -> Server:
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # Its own process group: the cleanup removes the workers too, even when a test killed the supervisor.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
     lines: list[str] = []
     found = threading.Event()
     threading.Thread(target=_reader, args=(proc, lines, found), daemon=True).start()
@@ -133,6 +143,7 @@ def start_server() -> Iterator[Callable[..., Server]]:
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait()
+        server.kill_group()
 
 
 @pytest.fixture(scope="module")
