@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,37 +58,30 @@ def show(cluster: localcluster.Cluster, *args: str) -> None:
     print(out.stdout.rstrip() or out.stderr.rstrip(), flush=True)
 
 
-def follow(cluster: localcluster.Cluster, until: Any, what: str, timeout: float = 240) -> dict[str, Any]:
-    """Print one line per change of phase / weight / step until `until(status)` holds."""
+def rollout_line(st: dict[str, Any]) -> str:
+    canary = st.get("canary") or {}
+    return (f"  {st.get('phase', '-'):<12} weight {canary.get('weight', 0):>3}% "
+            f"(observed {canary.get('observedWeight', 0):>3}%)  {st.get('message', '')}")
+
+
+def retraining_line(st: dict[str, Any]) -> str:
+    rs = st.get("retraining") or {}
+    job = rs.get("job") or {}
+    result = rs.get("lastResult") or {}
+    canary = st.get("canary") or {}
+    return (f"  {st.get('phase', '-'):<12} weight {canary.get('weight', 0):>3}%  "
+            f"job {job.get('name', '-')} {job.get('phase', '')}  "
+            f"last: {result.get('outcome', '-')} {result.get('message', '')[:110]}")
+
+
+def follow(cluster: localcluster.Cluster, until: Any, what: str, timeout: float = 240,
+           line_of: Callable[[dict[str, Any]], str] = rollout_line) -> dict[str, Any]:
+    """Print one line (`line_of(status)`) per change until `until(status)` holds."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         st = status(cluster, NAMESPACE, NAME)
-        canary = st.get("canary") or {}
-        line = (f"  {st.get('phase', '-'):<12} weight {canary.get('weight', 0):>3}% "
-                f"(observed {canary.get('observedWeight', 0):>3}%)  {st.get('message', '')}")
-        if line != last:
-            print(time.strftime("%H:%M:%S") + line, flush=True)
-            last = line
-        if st and until(st):
-            return st
-        time.sleep(0.5)
-    raise SystemExit(f"demo: timed out waiting for {what}")
-
-
-def follow_retraining(cluster: localcluster.Cluster, until: Any, what: str, timeout: float = 420) -> dict[str, Any]:
-    """Print one line per change of the retraining loop's state and of the rollout until `until(status)`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        st = status(cluster, NAMESPACE, NAME)
-        rs = st.get("retraining") or {}
-        job = rs.get("job") or {}
-        result = rs.get("lastResult") or {}
-        canary = st.get("canary") or {}
-        line = (f"  {st.get('phase', '-'):<12} weight {canary.get('weight', 0):>3}%  "
-                f"job {job.get('name', '-')} {job.get('phase', '')}  "
-                f"last: {result.get('outcome', '-')} {result.get('message', '')[:110]}")
+        line = line_of(st)
         if line != last:
             print(time.strftime("%H:%M:%S") + line, flush=True)
             last = line
@@ -174,7 +168,7 @@ def main() -> int:
             sha = ((st.get("stable") or {}).get("model") or {}).get("sha256")
             return bool(candidate) and st.get("phase") == "Healthy" and sha == candidate.get("sha256")
 
-        follow_retraining(cluster, promoted, "the retrained model promoted")
+        follow(cluster, promoted, "the retrained model promoted", 420, retraining_line)
         gate = candidate.get("gate") or {}
         print(f"  promoted the retrained model {candidate.get('sha256', '')[:16]}…: gate {gate.get('metric')} "
               f"{gate.get('candidate')} vs {gate.get('current')} for the model it replaced")

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,15 @@ def write_shifted_csv(path: Path, shift: float, seed: int, copies: int = 1) -> P
     return path
 
 
+@lru_cache(maxsize=1)
+def _iris_rows() -> list[list[float]]:
+    return [[float(v) for v in row] for row in load_iris().data]  # read once, not per request
+
+
 def shifted_rows(rng: random.Random) -> list[float]:
     """One request row of the moved world (a LoadGenerator `rows` function)."""
-    row = [float(v) for v in load_iris().data[rng.randrange(150)]]
+    rows = _iris_rows()
+    row = list(rows[rng.randrange(len(rows))])
     row[0] += SHIFT
     return row
 
