@@ -36,6 +36,9 @@ REVISION_LABEL = "modelops.dev/revision"
 IRIS_ROWS = ([5.0, 3.4, 1.5, 0.2], [5.9, 2.8, 4.3, 1.3], [6.6, 3.0, 5.6, 2.1])
 
 RowFn = Callable[[random.Random], list[float]]
+# A row and its ground truth: the generator then labels every answered prediction through the
+# server's feedback endpoint, as a client that learns the outcome later would.
+LabelledRowFn = Callable[[random.Random], tuple[list[float], Any]]
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Results:
     by_ip: dict[str, Tally] = field(default_factory=dict)
     by_revision: dict[str, Tally] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    labelled: int = 0  # feedback labels the servers joined to a prediction
 
     def failed_for(self, revision: str) -> int:
         tally = self.by_revision.get(revision)
@@ -117,7 +121,7 @@ class LoadGenerator:
                  rate_per_s: float = 20.0, duration_s: float = 30.0, max_requests: int | None = None, *,
                  concurrency: int = 4, rows: RowFn | None = None, large_fraction: float = 0.0,
                  large_value: float = 9.0, timeout_s: float = 5.0, refresh_s: float = 0.5,
-                 seed: int = 0, max_failures_logged: int = 2000) -> None:
+                 seed: int = 0, max_failures_logged: int = 2000, labelled_rows: LabelledRowFn | None = None) -> None:
         if rate_per_s <= 0 or duration_s <= 0:
             raise ValueError("rate_per_s and duration_s must be positive")
         self.api = KubeAPI(kubeconfig)
@@ -128,7 +132,10 @@ class LoadGenerator:
         self.duration = duration_s
         self.max_requests = max_requests if max_requests is not None else int(rate_per_s * duration_s) + 1
         self.concurrency = concurrency
+        if rows is not None and labelled_rows is not None:
+            raise ValueError("give rows or labelled_rows, not both")
         self.rows = rows or iris_rows(large_fraction, large_value)
+        self.labelled_rows = labelled_rows
         self.timeout = timeout_s
         self.refresh_s = refresh_s
         self.rng = random.Random(seed)
@@ -193,7 +200,7 @@ class LoadGenerator:
                 elapsed_s=(time.monotonic() - self.started) if self.started else 0.0,
                 by_ip={k: Tally(v.ok, v.failed, list(v.latencies_s)) for k, v in r.by_ip.items()},
                 by_revision={k: Tally(v.ok, v.failed, list(v.latencies_s)) for k, v in r.by_revision.items()},
-                failures=list(r.failures),
+                failures=list(r.failures), labelled=r.labelled,
             )
 
     # ------------------------------------------------------------ endpoints
@@ -277,14 +284,42 @@ class LoadGenerator:
         if endpoint is None:
             self._record("", "", False, 0.0, 0, "no ready endpoint", no_endpoint=True)
             return
-        ip, port = endpoint
+        ip = endpoint[0]
         if not routed:
             self._record(ip, revision, False, 0.0, 0, "endpoint not in a netkubelet namespace: not dialled")
             return
-        body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
-                                       "data": self.rows(rng)}]})
+        label: Any = None
+        if self.labelled_rows is not None:
+            row, label = self.labelled_rows(rng)
+        else:
+            row = self.rows(rng)
+        body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": row}]})
         path = f"/v2/models/{self.model}/infer"
         started = time.monotonic()
+        status, text = self._post(endpoint, path, body, conns)
+        latency = time.monotonic() - started
+        ok = status == 200 and '"outputs"' in text
+        self._record(ip, revision, ok, latency, status, "" if ok else text[:1000])
+        if ok and self.labelled_rows is not None:
+            self._feedback(endpoint, json.loads(text).get("id"), label, conns)
+
+    def _feedback(self, endpoint: tuple[str, int], request_id: Any, label: Any,
+                  conns: dict[tuple[str, int], http.client.HTTPConnection]) -> None:
+        """Label the prediction at the pod that made it (its journal is the one that remembers the id)."""
+        if not request_id:
+            return
+        status, text = self._post(endpoint, f"/v2/models/{self.model}/feedback",
+                                  json.dumps({"id": request_id, "label": label}), conns)
+        if status == 200:
+            joined = int(json.loads(text).get("joined", 0))
+            with self.lock:
+                self._results.labelled += joined
+
+    def _post(self, endpoint: tuple[str, int], path: str, body: str,
+              conns: dict[tuple[str, int], http.client.HTTPConnection]) -> tuple[int, str]:
+        """POST on the worker's keep-alive connection to the endpoint: (status, body); status 0 when no
+        response came back."""
+        ip, port = endpoint
         status, text = 0, ""
         for attempt in (1, 2):
             conn = conns.get(endpoint)
@@ -313,9 +348,7 @@ class LoadGenerator:
                 conns.pop(endpoint, None)
                 status, text = 0, f"{type(error).__name__}: {error}"
                 break
-        latency = time.monotonic() - started
-        ok = status == 200 and '"outputs"' in text
-        self._record(ip, revision, ok, latency, status, "" if ok else text[:1000])
+        return status, text
 
     def _record(self, ip: str, revision: str, ok: bool, latency: float, status: int, text: str,
                 no_endpoint: bool = False) -> None:

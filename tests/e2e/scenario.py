@@ -150,16 +150,24 @@ def write_shifted_csv(path: Path, shift: float, seed: int, copies: int = 1) -> P
 
 
 @lru_cache(maxsize=1)
-def _iris_rows() -> list[list[float]]:
-    return [[float(v) for v in row] for row in load_iris().data]  # read once, not per request
+def _iris() -> tuple[list[list[float]], list[int]]:
+    data = load_iris()  # read once, not per request
+    return [[float(v) for v in row] for row in data.data], [int(t) for t in data.target]
+
+
+def shifted_labelled_rows(rng: random.Random) -> tuple[list[float], int]:
+    """One request row of the moved world and its true class (a LoadGenerator `labelled_rows` function:
+    the generator labels each answered prediction through the feedback endpoint)."""
+    rows, targets = _iris()
+    i = rng.randrange(len(rows))
+    row = list(rows[i])
+    row[0] += SHIFT
+    return row, targets[i]
 
 
 def shifted_rows(rng: random.Random) -> list[float]:
     """One request row of the moved world (a LoadGenerator `rows` function)."""
-    rows = _iris_rows()
-    row = list(rows[rng.randrange(len(rows))])
-    row[0] += SHIFT
-    return row
+    return shifted_labelled_rows(rng)[0]
 
 
 def retraining_spec(dataset: Path, holdout: Path, output: Path, *, gate: dict[str, Any] | None,

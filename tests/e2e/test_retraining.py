@@ -17,6 +17,7 @@ import pytest
 
 from tests.cluster.localcluster import Cluster
 from tests.cluster.netkubelet import NetKubelet
+from tests.cluster.prometheus import Prometheus
 from tests.cluster.traffic import LoadGenerator
 from tests.conftest import OperatorProcess, wait_for
 from tests.e2e.scenario import (
@@ -28,6 +29,7 @@ from tests.e2e.scenario import (
     get,
     manifest,
     retraining_spec,
+    shifted_labelled_rows,
     shifted_rows,
     wait_status,
     write_shifted_csv,
@@ -43,6 +45,16 @@ def _retraining_manifest(model: TrainedModel, root: Path, *, dataset: Path, gate
     obj["spec"]["retraining"] = retraining_spec(dataset, root / "holdout.csv", root / "out", gate=gate,
                                                 cooldown=cooldown, max_rejections=max_rejections)
     return obj
+
+
+def _retrain_by_hand(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    """`kubectl modelops retrain`, then the status once the run's Job is in it."""
+    cluster.kubectl("modelops", "retrain", NAME, "-n", namespace)
+    return wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("job")), "the run's Job", 60)
+
+
+def _outcome(st: dict[str, Any]) -> str | None:
+    return (_retraining(st).get("lastResult") or {}).get("outcome")
 
 
 def _jobs(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
@@ -160,3 +172,113 @@ def test_an_unchanged_dataset_is_no_new_data(
         wait_for(lambda: any(e["reason"] == "RetrainSkipped" and e["message"].startswith("NoNewData")
                              for e in events(cluster, namespace, NAME)), "NoNewData", timeout=240)
     assert condition(get(cluster, namespace, "mdep", NAME)["status"], "Ready").get("status") == "True"
+
+
+def test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        prometheus: Prometheus, models: dict[str, TrainedModel], data: Path) -> None:
+    # No gate: nothing scores the shuffled-label candidate before it takes traffic. The canary's
+    # analysis reads its accuracy from the servers' feedback gauges (the load generator labels every
+    # answered prediction), so the canary is what catches it.
+    accuracy = {"name": "canary-accuracy", "min": 0.8, "prometheus": {
+        "query": 'min(modelops_feedback_accuracy{model="$model",revision="$revision"})'}}
+    obj = manifest(NAME, models["v1"], steps=[{"setWeight": 50}, {"analysis": {"count": 3}}], min_requests=5,
+                   metrics=[{"name": "errors", "builtin": "errorRate", "max": 0.02}, accuracy],
+                   prometheus_url=prometheus.url)
+    obj["spec"]["retraining"] = retraining_spec(data / "shifted.csv", data / "holdout.csv", data / "out", gate=None,
+                                                cooldown="1m", max_rejections=2)
+    obj["spec"]["retraining"]["job"]["args"] = ["--shuffle-labels"]
+    apply(cluster, namespace, obj)
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    before = get(cluster, namespace, "mdep", NAME)["status"]["stable"]
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=500,
+                       labelled_rows=shifted_labelled_rows) as load:
+        first = wait_status(cluster, namespace, NAME, lambda s: _outcome(s) == "RolledBack",
+                            "the first candidate rolled back by the canary", 240)
+        assert _retraining(first)["consecutiveRejections"] == 1 and not _retraining(first).get("blocked")
+        # Drift persists; after the cooldown the loop tries again, and the second rollback blocks it.
+        blocked = wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("blocked")),
+                              "RetrainBlocked after the second rollback", 300)
+        assert load.results().labelled > 0
+    rs = _retraining(blocked)
+    assert rs["consecutiveRejections"] == 2 and rs["runs"]["count"] == 2
+    assert condition(blocked, "RetrainBlocked").get("status") == "True"
+    assert [j["metadata"]["name"] for j in _jobs(cluster, namespace)] == [f"{NAME}-retrain-1", f"{NAME}-retrain-2"]
+    # The stable model never changed; each candidate took canary traffic and was judged on it.
+    assert blocked["stable"]["revision"] == before["revision"]
+    assert blocked["stable"]["model"]["sha256"] == models["v1"].sha256
+    reasons = [e["reason"] for e in events(cluster, namespace, NAME)]
+    assert reasons.count("RetrainRolledBack") == 2 and reasons.count("RetrainBlocked") == 1, reasons
+    assert "CandidateRejected" not in reasons
+    rollbacks = [e["message"] for e in events(cluster, namespace, NAME) if e["reason"] == "RetrainRolledBack"]
+    assert all("canary-accuracy" in m for m in rollbacks), rollbacks
+
+
+def test_a_git_edit_of_spec_model_during_the_job_supersedes_its_candidate(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        models: dict[str, TrainedModel], data: Path) -> None:
+    obj = _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None)
+    apply(cluster, namespace, obj)
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=20, duration_s=400):
+        _retrain_by_hand(cluster, namespace)
+        # Git moves on while the run is under way: spec.model is v2 now.
+        obj["spec"]["model"] = {**obj["spec"]["model"], "version": models["v2"].version,
+                                "uri": models["v2"].uri, "sha256": models["v2"].sha256}
+        apply(cluster, namespace, obj)
+        st = wait_status(cluster, namespace, NAME, lambda s: _outcome(s) == "Superseded", "the run superseded", 240)
+        end = wait_status(cluster, namespace, NAME, lambda s: s.get("phase") == "Healthy" and (
+            s.get("stable") or {}).get("model", {}).get("sha256") == models["v2"].sha256, "v2 (Git's) stable", 240)
+    assert not _retraining(st).get("candidate") and not _retraining(end).get("candidate")
+    assert [e["source"] for e in end["history"] if e.get("source")].count("Retrain") == 0, end["history"]
+    superseded = [e["message"] for e in events(cluster, namespace, NAME) if e["reason"] == "CandidateSuperseded"]
+    assert len(superseded) == 1 and "spec.model changed" in superseded[0], superseded
+    assert [j["metadata"]["name"] for j in _jobs(cluster, namespace)] == [f"{NAME}-retrain-1"]
+
+
+def test_windows_below_min_samples_never_trigger(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        models: dict[str, TrainedModel], data: Path) -> None:
+    apply(cluster, namespace, _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None))
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    seen: list[dict[str, Any]] = []
+    # The same moved world, but 2 requests a second: a 20 s window holds about 40 rows, below minSamples 100.
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=2, duration_s=45,
+                       rows=shifted_rows) as load:
+        with pytest.raises(AssertionError, match="timed out"):
+            wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("lastTriggered")) or bool(
+                _retraining(s).get("breachSince")), "a trigger or a breach", 45, seen=seen)
+        assert load.results().ok >= 60
+    assert seen and not any(_retraining(s).get("breachSince") for s in seen)
+    assert not _jobs(cluster, namespace)
+    # The drift was there all along: with enough rows per window the same shift triggers.
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=120,
+                       rows=shifted_rows):
+        st = wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("lastTriggered")),
+                         "a trigger once windows are full", 90)
+    assert _retraining(st)["lastTriggered"]["samples"] >= 100
+
+
+@pytest.mark.faults
+def test_the_operator_killed_mid_job_adopts_the_job_and_starts_no_second_one(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        models: dict[str, TrainedModel], data: Path) -> None:
+    apply(cluster, namespace, _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None))
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=20, duration_s=400):
+        started = _retrain_by_hand(cluster, namespace)
+        # Status is written before the Job is created: kill once the Job exists, so it runs unwatched.
+        wait_for(lambda: bool(_jobs(cluster, namespace)), "the Job created", timeout=30)
+        operator.kill()
+        # The run finishes while no operator watches; its result waits in the termination message.
+        wait_for(lambda: any((j.get("status") or {}).get("succeeded") for j in _jobs(cluster, namespace)),
+                 "the Job done with the operator down", timeout=180)
+        operator.start()
+        end = wait_status(cluster, namespace, NAME, lambda s: _outcome(s) == "Promoted" and s.get("phase") == "Healthy",
+                          "the adopted Job's candidate promoted", 240)
+    job = started["retraining"]["job"]["name"]
+    assert job == f"{NAME}-retrain-1"
+    assert [j["metadata"]["name"] for j in _jobs(cluster, namespace)] == [job]
+    assert _retraining(end)["runs"]["count"] == 1 and _retraining(end)["lastResult"]["job"] == job
+    reasons = [e["reason"] for e in events(cluster, namespace, NAME)]
+    assert reasons.count("RetrainTriggered") == 1 and reasons.count("RetrainPromoted") == 1, reasons

@@ -1032,7 +1032,12 @@ class RetrainingStatus(StatusModel):
     blocked: bool = False
     blocked_reason: str | None = Field(default=None, max_length=1024)
     next_run_after: str | None = Field(default=None, max_length=64)
-    last_result: RetrainResult | None = None
+    last_result: RetrainResult | None = Field(default=None, description="The last run's outcome (or a run skipped).")
+    last_dropped: RetrainResult | None = Field(
+        default=None,
+        description="The last trigger a guardrail dropped (cooldown, budget, canary, ...): kept apart so that "
+        "lastResult still shows the last run.",
+    )
     breach_since: dict[str, str] = Field(
         default_factory=dict, description="Signal -> when its current breach began (forDuration runs from there)."
     )

@@ -131,6 +131,9 @@ def retraining_lines(spec: ModelDeploymentSpec | None, status: ModelDeploymentSt
         r = rs.last_result
         reason = f" {r.reason}" if r.reason else ""
         lines.append(field("Result", f"{r.outcome}{reason} {age(r.at, now)}: {r.message}", "  "))
+    if rs.last_dropped is not None and (rs.last_result is None or rs.last_dropped.at >= rs.last_result.at):
+        d = rs.last_dropped
+        lines.append(field("Dropped", f"{d.reason} {age(d.at, now)}: {d.message}", "  "))
     if rs.next_run_after:
         lines.append(field("Next run", f"not before {rs.next_run_after} ({age(rs.next_run_after, now)})", "  "))
     return lines

@@ -215,6 +215,10 @@ class Reconciler:
         after = new.retraining.last_result if new.retraining is not None else None
         if after is not None and after != before:
             self.metrics.retraining_runs.labels(outcome=after.outcome).inc()
+        dropped_before = old.retraining.last_dropped if old.retraining is not None else None
+        dropped = new.retraining.last_dropped if new.retraining is not None else None
+        if dropped is not None and dropped != dropped_before:
+            self.metrics.retraining_runs.labels(outcome="Dropped").inc()
 
     def _route(self, spec: ModelDeploymentSpec, namespace: str) -> dict[str, Any] | None:
         ref = spec.rollout.traffic.http_route

@@ -140,6 +140,10 @@ class _Tick:
         self.rs = self.rs.model_copy(update={"last_result": RetrainResult.model_validate(
             {"outcome": outcome, "reason": reason, "message": message[:2048], "at": self.stamp, "job": job})})
 
+    def dropped(self, reason: str, message: str) -> None:
+        self.rs = self.rs.model_copy(update={"last_dropped": RetrainResult.model_validate(
+            {"outcome": "Skipped", "reason": reason, "message": message[:2048], "at": self.stamp})})
+
     def update(self, **changes: object) -> None:
         self.rs = self.rs.model_copy(update=changes)
 
@@ -576,7 +580,10 @@ def _trigger(tick: _Tick, fired: _Fired) -> None:
                            f"{trigger.reason}: retraining again on the same data would not help; check the data "
                            "pipeline, then `kubectl modelops retrain --reset`")
             tick.event(EVENT_DRIFT_PERSISTS, trigger.reason, warning=True)
-        _skip(tick, reason, f"{trigger.signal} trigger dropped ({trigger.reason}): {message}")
+        # Dropped, not a run: lastResult keeps the last run's outcome (a rejection stays readable).
+        message = f"{trigger.signal} trigger dropped ({trigger.reason}): {message}"
+        tick.event(EVENT_SKIPPED, f"{reason}: {message}")
+        tick.dropped(reason, message)
         return
     n = tick.rs.runs.count + 1
     name = job_name(tick.mdep, n)

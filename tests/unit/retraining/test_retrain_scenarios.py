@@ -113,7 +113,9 @@ def test_cooldown_drops_the_trigger_and_says_so() -> None:
     assert reasons(dropped) == ["RetrainSkipped"] and dropped.create_job is None
     assert dropped.events[0].message.startswith("Cooldown:")
     rs = dropped.status.retraining
-    assert rs is not None and rs.last_result is not None and rs.last_result.reason == "Cooldown"
+    assert rs is not None and rs.last_dropped is not None and rs.last_dropped.reason == "Cooldown"
+    # The dropped trigger does not hide what the last run came to.
+    assert rs.last_result is not None and rs.last_result.outcome == "Rejected"
     # Dropped, not queued: the breach starts over, so the next tick says nothing.
     assert rs.breach_since == {}
     quiet = tick(SPEC, dropped.status, T0 + timedelta(minutes=31), drift_obs=drift(0.9))
