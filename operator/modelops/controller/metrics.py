@@ -39,8 +39,9 @@ class OperatorMetrics:
                                ["namespace", "name", "type", "status"], registry=r)
         self.phase = Gauge("modelops_modeldeployment_phase", "1 for the current phase of each ModelDeployment.",
                            ["namespace", "name", "phase"], registry=r)
-        self.retraining_runs = Counter("modelops_retraining_runs", "Retraining runs by outcome (Dropped: a trigger a guardrail dropped).", ["outcome"],
-                                       registry=r)
+        self.retraining_runs = Counter(
+            "modelops_retraining_runs", "Retraining runs by outcome (Dropped: a trigger a guardrail dropped).",
+            ["outcome"], registry=r)
         self.objects = Gauge("modelops_cached_objects", "Objects held in the informer caches, by kind.", ["kind"],
                              registry=r)
 
