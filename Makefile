@@ -82,10 +82,13 @@ test-unit: venv
 test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
-# The controller under faults (apiserver restarts, etcd outage, leader killed, command storms):
-# long runs (about a minute each), kept out of `make test` and its 20-minute budget.
+# The controller under faults (apiserver restarts, etcd outage, leader killed, command storms) and
+# the long retraining scenarios (operator killed mid-Job; two rollbacks to RetrainBlocked): about a
+# minute or two each, kept out of `make test` and its 20-minute budget.
 test-faults: venv system-deps
-	$(BIN)/pytest tests/e2e/test_faults.py tests/e2e/test_canary.py::test_operator_killed_resumes_to_the_same_end
+	$(BIN)/pytest tests/e2e/test_faults.py tests/e2e/test_canary.py::test_operator_killed_resumes_to_the_same_end \
+	  tests/e2e/test_retraining.py::test_the_operator_killed_mid_job_adopts_the_job_and_starts_no_second_one \
+	  tests/e2e/test_retraining.py::test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked
 
 # The image test is `make test-image`, not part of `make test`: a changed source tree rebuilds three images (minutes).
 test: venv system-deps lint tools helm-check

@@ -8,7 +8,7 @@ Deployments, Events counted by reason; measured once per module by `undisturbed`
 duplicate child (one Deployment UID per revision, from a watch kept for the whole test) and no
 action done twice (exactly one CanaryStarted and one Promoted). Pods run on kwok nodes and
 analysis has no metrics wherever real serving is not needed, so a rollout takes seconds.
-Run by `make test-faults` (and by `make test` as part of the e2e suite).
+Run by `make test-faults` (not by `make test`: a minute or more each).
 """
 
 from __future__ import annotations

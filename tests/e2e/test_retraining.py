@@ -174,6 +174,8 @@ def test_an_unchanged_dataset_is_no_new_data(
     assert condition(get(cluster, namespace, "mdep", NAME)["status"], "Ready").get("status") == "True"
 
 
+# Two full retrain cycles around a one-minute cooldown (about 2 minutes): in `make test-faults`.
+@pytest.mark.faults
 def test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked(
         cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
         prometheus: Prometheus, models: dict[str, TrainedModel], data: Path) -> None:
