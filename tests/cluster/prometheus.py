@@ -50,12 +50,17 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def scrape_config(targets_file: Path) -> dict[str, Any]:
-    """The Prometheus configuration (as a dict; JSON is valid YAML)."""
+def scrape_config(targets_file: Path, static_jobs: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The Prometheus configuration (as a dict; JSON is valid YAML). `static_jobs`: more jobs, each a
+    list of host:port targets (e.g. the operator's /metrics as `modelops-operator-metrics`, the job
+    name the shipped ServiceMonitor gives it; labels honoured as it does)."""
+    jobs: list[dict[str, Any]] = [{"job_name": "modelops-pods",
+                                   "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}]}]
+    jobs += [{"job_name": name, "honor_labels": True, "static_configs": [{"targets": targets}]}
+             for name, targets in (static_jobs or {}).items()]
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "modelops-pods",
-                            "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}]}],
+        "scrape_configs": jobs,
     }
 
 
@@ -96,8 +101,9 @@ class Prometheus:
     """One Prometheus process on 127.0.0.1:<port>; its data survives `stop()` / `start()`."""
 
     def __init__(self, kubeconfig: str | Path, port: int, *, only_real_nodes: bool = True,
-                 data_root: Path | None = None) -> None:
+                 data_root: Path | None = None, static_jobs: dict[str, list[str]] | None = None) -> None:
         self.kubeconfig = Path(kubeconfig)
+        self.static_jobs = dict(static_jobs or {})
         self.port = port
         self.only_real_nodes = only_real_nodes
         self.dir = (data_root or REPO / ".cluster") / f"prometheus-{port}"
@@ -133,7 +139,7 @@ class Prometheus:
             time.sleep(0.2)
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.dir / "prometheus.yml"
-        config.write_text(json.dumps(scrape_config(self.targets_file), indent=2))
+        config.write_text(json.dumps(scrape_config(self.targets_file, self.static_jobs), indent=2))
         self._discover()  # targets before the first scrape
         self.discovery_stop = threading.Event()
         self.discovery = threading.Thread(target=self._discovery_loop, args=(self.discovery_stop,),
@@ -209,6 +215,10 @@ class Prometheus:
         """An instant query: the result vector (each item's `metric` labels and `value`)."""
         data = self._get("/api/v1/query", {"query": promql})
         return list(data["result"])
+
+    def metric_names(self) -> set[str]:
+        """Every metric name Prometheus holds a series of."""
+        return {str(name) for name in self._get("/api/v1/label/__name__/values")}
 
     def targets(self) -> list[dict[str, Any]]:
         """The active scrape targets (labels, scrapeUrl, health, lastError)."""
