@@ -22,6 +22,7 @@ import pytest
 
 from tests import models
 from tests.cluster import localcluster
+from tests.gitops import rbac
 
 # The deliberately bad models (tests/models/modelops_testing) for this process and its children.
 models.install()
@@ -78,11 +79,14 @@ class OperatorProcess:
 
     `args` are extra `modelops run` flags (e.g. `--namespace`, `--leader-elect`). The operator serves
     /metrics on `metrics_port` (a free port unless given): `metrics()` is the page, `metric()` one sum.
+    `kubeconfig` (default: the admin's) is who it acts as; the `operator` fixture gives it the shipped
+    RBAC's ServiceAccount (tests/gitops/rbac.py).
     """
 
     def __init__(self, cluster: localcluster.Cluster, log: Path, args: Sequence[str] = (),
-                 metrics_port: int | None = None) -> None:
+                 metrics_port: int | None = None, kubeconfig: Path | None = None) -> None:
         self.cluster = cluster
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.log = log
         self.args = tuple(args)
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
@@ -95,7 +99,9 @@ class OperatorProcess:
                 "--prometheus-allow", "127.0.0.1", *self.args]
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        if self.kubeconfig != self.cluster.kubeconfig:
+            env["POD_NAMESPACE"] = rbac.OPERATOR_NAMESPACE  # as the Deployment sets it: the Lease lives there
         out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(self.command(), env=env, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -136,11 +142,19 @@ class OperatorProcess:
 
 @pytest.fixture
 def operator(cluster: localcluster.Cluster, tmp_path: Path) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(cluster, tmp_path / "operator.log")
+    # The operator's own ServiceAccount under the shipped RBAC, not the admin kubeconfig: a permission
+    # the install forgot fails the scenario that needs it.
+    kubeconfig = rbac.operator_kubeconfig(cluster, tmp_path / "operator.kubeconfig")
+    op = OperatorProcess(cluster, tmp_path / "operator.log", kubeconfig=kubeconfig)
     op.start()
     yield op
     op.stop()
     sys.stdout.write(f"\noperator log: {op.log}\n")
+    # A scenario that passed after a retry still shows a refusal here: the install must grant it.
+    denied = [line for line in op.log.read_text(errors="replace").splitlines()
+              if f'forbidden: User "system:serviceaccount:{rbac.OPERATOR_NAMESPACE}:' in line]
+    if denied:
+        pytest.fail("the shipped RBAC refused the operator:\n" + "\n".join(denied[:5]))
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from modelops.controller.errors import error_reason
+
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
@@ -168,8 +170,9 @@ class Informer:
                     self.loop.call_soon_threadsafe(self._replace, [])
                     self._sleep(30.0)
                     continue
-                log.warning("%s informer: %s %s; retrying in %.1fs", self.source.kind, error.status,
-                            error.reason, backoff)
+                # The API's own message names what was refused (e.g. the RBAC rule a 403 lacks).
+                log.warning("%s informer: %s; retrying in %.1fs", self.source.kind, error_reason(error)[1],
+                            backoff)
                 self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception as error:  # a broken connection of any kind: list again

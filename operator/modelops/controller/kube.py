@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import json
 import logging
 import os
 import socket
@@ -265,18 +264,3 @@ class Kube:
         except ApiException:
             return False
         return True
-
-
-def error_reason(error: BaseException) -> tuple[str, str]:
-    """A condition reason and a one-line message for a failed API call, for status and Events."""
-    if isinstance(error, ApiException):
-        detail = error.reason or ""
-        try:
-            body = json.loads(error.body or "{}")
-            detail = body.get("message") or detail
-        except (TypeError, ValueError):
-            pass
-        reason = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid",
-                  429: "TooManyRequests"}.get(int(error.status or 0), "APIError")
-        return reason, f"{error.status} {detail}"[:1024]
-    return "ReconcileError", f"{type(error).__name__}: {error}"[:1024]

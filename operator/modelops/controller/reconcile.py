@@ -36,7 +36,8 @@ from modelops.analysis.provider import (
 )
 from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
-from modelops.controller.kube import Kube, error_reason
+from modelops.controller.errors import error_reason, namespace_terminating
+from modelops.controller.kube import Kube
 from modelops.controller.metrics import OperatorMetrics
 from modelops.controller.retraining import RetrainingShell, signal_period
 from modelops.controller.status import (
@@ -198,6 +199,11 @@ class Reconciler:
                 for event in retrain.events:
                     await self._post(obj, event)
         except Exception as error:
+            if namespace_terminating(error):
+                # The namespace is going, and this object with it: nothing to report or retry.
+                log.info("%s/%s: namespace %s is being deleted; leaving the object alone", namespace, name,
+                         namespace)
+                return None
             await self._report(key, obj, new_status, error, now, generation)
             raise
         if problem is not None:
