@@ -76,6 +76,7 @@ NEEDED = {
     "gateway.networking.k8s.io/httproutes": {"get", "list", "watch", "update"},
     "batch/jobs": {"get", "list", "watch", "create", "delete"},
     "policy/poddisruptionbudgets": {"get", "list", "watch", "create", "patch", "delete"},
+    "autoscaling/horizontalpodautoscalers": {"get", "list", "watch", "create", "patch", "delete"},
 }
 
 

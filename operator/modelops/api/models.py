@@ -160,6 +160,31 @@ class Toleration(Model):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
+class Autoscaling(Model):
+    """HPA mode: a HorizontalPodAutoscaler the operator creates sizes the stable track; the operator
+    stops writing its replicas and sizes the canary (and a promotion) from the stable's current count."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas", ".minReplicas")
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=2, ge=1, le=100)
+    max_replicas: int = Field(ge=1, le=100)
+    target_cpu_utilization: int = Field(
+        default=80, ge=1, le=100, description="Average CPU use the HPA aims at, percent of the pods' CPU requests."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("serving.autoscaling: minReplicas must not exceed maxReplicas")
+        return self
+
+
 class Serving(Model):
     """How the serving pods run."""
 
@@ -171,7 +196,10 @@ class Serving(Model):
         }
     )
 
-    replicas: int = Field(default=2, ge=0, le=100)
+    replicas: int = Field(default=2, ge=0, le=100, description="Pods of the stable track (ignored with autoscaling).")
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="HPA mode: an autoscaler owns the stable track's replicas instead of `replicas`."
+    )
     image: str = Field(default=DEFAULT_SERVER_IMAGE, min_length=1, max_length=512)
     workers: int = Field(default=1, ge=1, le=32, description="Server worker processes per pod.")
     port: int = Field(default=8080, ge=1024, le=65535)
@@ -184,6 +212,14 @@ class Serving(Model):
         default=None, max_length=16, description="Schedule serving pods only on nodes with these labels."
     )
     tolerations: list[Toleration] | None = Field(default=None, max_length=16)
+
+    def total(self, stable_replicas: int | None) -> int:
+        """The stable track's size: `replicas`, or in HPA mode what the autoscaler set (`stable_replicas`,
+        the stable Deployment's spec.replicas; None before it exists), kept within its bounds."""
+        if self.autoscaling is None:
+            return self.replicas
+        current = stable_replicas or 0
+        return min(max(current, self.autoscaling.min_replicas), self.autoscaling.max_replicas)
 
 
 class HTTPRouteRef(Model):

@@ -84,7 +84,8 @@ def slim_pod(obj: Obj) -> Obj:
             "status": status}
 
 
-def slim_budget(obj: Obj) -> Obj:
+def slim_spec(obj: Obj) -> Obj:
+    """Metadata and spec only (PodDisruptionBudgets, HorizontalPodAutoscalers: their status is not read)."""
     return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _slim_meta(obj),
             "spec": obj.get("spec") or {}}
 
@@ -123,12 +124,13 @@ class Cache:
         self.services = Store({OWNER_INDEX: _owner_index})
         self.jobs = Store({OWNER_INDEX: _owner_index})
         self.budgets = Store({OWNER_INDEX: _owner_index})
+        self.autoscalers = Store({OWNER_INDEX: _owner_index})
         self.routes = Store()
 
     def stores(self) -> dict[str, Store]:
         return {"ModelDeployment": self.mdeps, "Deployment": self.deployments, "Pod": self.pods,
                 "Service": self.services, "Job": self.jobs, "PodDisruptionBudget": self.budgets,
-                "HTTPRoute": self.routes}
+                "HorizontalPodAutoscaler": self.autoscalers, "HTTPRoute": self.routes}
 
     def owned_deployments(self, uid: str) -> list[Obj]:
         return [d for d in self.deployments.by_index(OWNER_INDEX, uid)

@@ -61,6 +61,7 @@ class Kube:
         self.core = client.CoreV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
         self.policy = client.PolicyV1Api(self.api)
+        self.autoscaling = client.AutoscalingV2Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
         self.on_request = on_request
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
@@ -123,6 +124,9 @@ class Kube:
             "PodDisruptionBudget": Source("PodDisruptionBudget", "policy/v1", scoped(
                 self.policy.list_pod_disruption_budget_for_all_namespaces,
                 self.policy.list_namespaced_pod_disruption_budget), MANAGED_SELECTOR),
+            "HorizontalPodAutoscaler": Source("HorizontalPodAutoscaler", "autoscaling/v2", scoped(
+                self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+                self.autoscaling.list_namespaced_horizontal_pod_autoscaler), MANAGED_SELECTOR),
             "Job": Source("Job", "batch/v1", scoped(
                 self.batch.list_job_for_all_namespaces, self.batch.list_namespaced_job), MANAGED_SELECTOR),
             # Routes are the user's: no label of ours to select them by.
@@ -135,6 +139,16 @@ class Kube:
         """A Service that is not in our cache (not labelled by us): is someone else's in the way?"""
         try:
             return self._plain(self._counted("get", self.core.read_namespaced_service, name, namespace))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def get_autoscaler(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A HorizontalPodAutoscaler not in our cache (not labelled by us): is someone else's in the way?"""
+        try:
+            return self._plain(self._counted(
+                "get", self.autoscaling.read_namespaced_horizontal_pod_autoscaler, name, namespace))
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -181,6 +195,15 @@ class Kube:
             self._counted("delete", self.apps.delete_namespaced_deployment, name, namespace,
                           body=client.V1DeleteOptions(propagation_policy="Background",
                                                       preconditions=client.V1Preconditions(uid=uid)))
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+
+    def delete_autoscaler(self, namespace: str, name: str, uid: str) -> None:
+        """Delete exactly the HorizontalPodAutoscaler we saw (UID precondition)."""
+        try:
+            self._counted("delete", self.autoscaling.delete_namespaced_horizontal_pod_autoscaler, name, namespace,
+                          body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)))
         except ApiException as error:
             if error.status not in (404, 409):
                 raise

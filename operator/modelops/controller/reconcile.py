@@ -41,6 +41,7 @@ from modelops.controller.kube import Kube
 from modelops.controller.metrics import OperatorMetrics
 from modelops.controller.retraining import RetrainingShell, signal_period
 from modelops.controller.status import (
+    REASON_AUTOSCALER_NOT_OWNED,
     REASON_NAME_TAKEN,
     REASON_ROUTE_NOT_FOUND,
     REASON_ROUTE_NOT_REFERENCING,
@@ -283,6 +284,11 @@ class Reconciler:
         except ReconcileProblem as problem:
             problems.append(problem)  # the rollout itself can go on; say so
         await self._ensure_budget(builders.disruption_budget(name, namespace, uid, spec), uid)
+        stable = decision.status.stable.revision if decision.status.stable is not None else None
+        try:
+            await self._ensure_autoscaler(name, namespace, uid, spec, stable)
+        except ReconcileProblem as problem:
+            problems.append(problem)
         existing = {_revision(d): d for d in deployments}
         rolling = decision.status.canary is not None
         for action in decision.actions:
@@ -320,11 +326,12 @@ class Reconciler:
                                        action.revision, action.replicas)
             await self.kube.call(self.kube.apply, body)
             return
+        autoscaled = spec.serving.autoscaling is not None and action.track == "stable"
         if action.track == "stable" and not rolling:
             # A new operator version builds a different pod template for a running revision: roll it
             # out on purpose, as a Deployment rolling update (maxUnavailable 0), and say so.
             body = builders.deployment(name, namespace, uid, spec.model_copy(update={"model": model}),
-                                       action.revision, action.replicas)
+                                       action.revision, None if autoscaled else action.replicas)
             running = ((current.get("metadata") or {}).get("annotations") or {}).get(builders.TEMPLATE_HASH)
             wanted = body["metadata"]["annotations"][builders.TEMPLATE_HASH]
             if running != wanted:
@@ -333,6 +340,8 @@ class Reconciler:
                     f"{running or 'none'} -> {wanted}); rolling update with no pod unavailable")))
                 await self.kube.call(self.kube.apply, body)
                 return
+        if autoscaled:
+            return  # HPA mode: the autoscaler sizes the stable track; the operator reads, never writes it
         if int((current.get("spec") or {}).get("replicas") or 0) != action.replicas:
             # Only the scale: rewriting the template of a running revision would restart its pods.
             await self.kube.call(self.kube.scale_deployment, namespace, current["metadata"]["name"],
@@ -361,6 +370,27 @@ class Reconciler:
         cached = self.cache.budgets.get(meta["namespace"], meta["name"])
         if cached is not None and (not owned_by(cached, uid) or cached.get("spec") == desired["spec"]):
             return  # ours and as wanted, or someone else's (left alone)
+        await self.kube.call(self.kube.apply, desired)
+
+    async def _ensure_autoscaler(self, name: str, namespace: str, uid: str, spec: ModelDeploymentSpec,
+                                 stable: str | None) -> None:
+        """HPA mode: our HorizontalPodAutoscaler targets the stable Deployment; without it, none of ours is left."""
+        cached = self.cache.autoscalers.get(namespace, name)
+        if spec.serving.autoscaling is None:
+            if cached is not None and owned_by(cached, uid):
+                # Back to spec.serving.replicas: an autoscaler left behind would fight over the count.
+                await self.kube.call(self.kube.delete_autoscaler, namespace, name, cached["metadata"]["uid"])
+            return
+        if stable is None:
+            return  # nothing serves yet: the first Deployment starts at minReplicas
+        found = cached if cached is not None else await self.kube.call(self.kube.get_autoscaler, namespace, name)
+        if found is not None and not owned_by(found, uid):
+            raise ReconcileProblem(REASON_AUTOSCALER_NOT_OWNED, (
+                f"HorizontalPodAutoscaler {name} exists and is not owned by this ModelDeployment; it is left "
+                "alone, and the stable track keeps the size it has (rename or delete it)"))
+        desired = builders.autoscaler(name, namespace, uid, spec, stable)
+        if cached is not None and _autoscaler_matches(cached, desired):
+            return
         await self.kube.call(self.kube.apply, desired)
 
     async def _set_routing(self, obj: dict[str, Any], spec: ModelDeploymentSpec, routing: SetRouting,
@@ -428,6 +458,12 @@ def _service_matches(cached: dict[str, Any], desired: dict[str, Any]) -> bool:
         return False
     spec, want = cached.get("spec") or {}, desired["spec"]
     return bool(spec.get("selector") == want["selector"] and _ports(spec) == _ports(want))
+
+
+def _autoscaler_matches(cached: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """The fields we set are as wanted (the API server may default others)."""
+    spec, want = cached.get("spec") or {}, desired["spec"]
+    return all(spec.get(k) == v for k, v in want.items())
 
 
 def _ports(spec: dict[str, Any]) -> list[tuple[Any, ...]]:

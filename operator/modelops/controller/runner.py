@@ -24,12 +24,12 @@ from modelops.analysis.allowlist import parse_allow_list
 from modelops.controller.cache import (
     Cache,
     keep_all,
-    slim_budget,
     slim_deployment,
     slim_job,
     slim_mdep,
     slim_pod,
     slim_service,
+    slim_spec,
 )
 from modelops.controller.informer import Informer, Obj
 from modelops.controller.kube import Conflict, Kube
@@ -121,7 +121,8 @@ class Operator:
                 ("Pod", self.cache.pods, slim_pod, self._on_pod),
                 ("Service", self.cache.services, slim_service, self._on_child),
                 ("Job", self.cache.jobs, slim_job, self._on_child),
-                ("PodDisruptionBudget", self.cache.budgets, slim_budget, self._on_child),
+                ("PodDisruptionBudget", self.cache.budgets, slim_spec, self._on_child),
+                ("HorizontalPodAutoscaler", self.cache.autoscalers, slim_spec, self._on_child),
                 ("HTTPRoute", self.cache.routes, keep_all, self._on_route)]
         scopes: list[str | None] = list(self.config.namespaces) or [None]
         for kind, store, slim, listener in plan:

@@ -97,11 +97,38 @@ def template_hash(template: dict[str, Any]) -> str:
 
 
 def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, revision: str,
-               replicas: int) -> dict[str, Any]:
-    """The Deployment that runs one revision of the model (annotated with its template's hash)."""
-    body = _deployment(name, namespace, uid, spec, revision, replicas)
+               replicas: int | None) -> dict[str, Any]:
+    """The Deployment that runs one revision of the model (annotated with its template's hash).
+
+    `replicas` None leaves the field out: in HPA mode the autoscaler owns the stable track's count,
+    and an apply that names it would take it back."""
+    body = _deployment(name, namespace, uid, spec, revision, replicas or 0)
     body["metadata"]["annotations"] = {TEMPLATE_HASH: template_hash(body["spec"]["template"])}
+    if replicas is None:
+        del body["spec"]["replicas"]
     return body
+
+
+def autoscaler(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, stable_revision: str) -> dict[str, Any]:
+    """HPA mode: the HorizontalPodAutoscaler of the stable track (it follows the stable revision on promotion)."""
+    scaling = spec.serving.autoscaling
+    if scaling is None:
+        raise ValueError("autoscaler() needs spec.serving.autoscaling")
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {**common_labels(name), LABEL_MODEL: spec.model.name},
+                     "ownerReferences": [owner_reference(name, uid)]},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                               "name": deployment_name(name, stable_revision)},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": scaling.target_cpu_utilization}}}],
+        },
+    }
 
 
 def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, revision: str,

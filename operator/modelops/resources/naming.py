@@ -38,7 +38,7 @@ def written(model: BaseModel, *, exclude: set[str] | None = None) -> dict[str, A
 
 def revision_of(namespace: str, name: str, spec: ModelDeploymentSpec) -> str:
     """A stable hash of what the user asked the serving pods to run: the model and the serving
-    template, not replicas, and not defaults.
+    template, not replicas or autoscaling, and not defaults.
 
     Defaults are left out (`written`) so that an operator upgrade adding a defaulted field does not
     change every revision and re-canary every model; a changed default reaches running pods through
@@ -49,7 +49,7 @@ def revision_of(namespace: str, name: str, spec: ModelDeploymentSpec) -> str:
     runs = {
         "owner": f"{namespace}/{name}",
         "model": written(spec.model),
-        "serving": written(spec.serving, exclude={"replicas"}),
+        "serving": written(spec.serving, exclude={"replicas", "autoscaling"}),
     }
     digest = hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()
     return digest[:REVISION_LENGTH]

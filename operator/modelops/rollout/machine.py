@@ -133,7 +133,9 @@ class _Tick:
 
     @property
     def total(self) -> int:
-        return self.spec.serving.replicas
+        # HPA mode: the autoscaler's choice for the stable Deployment, read back, is the size.
+        stable = self.observed.deployment(self.stable.revision) if self.stable is not None else None
+        return self.spec.serving.total(stable.replicas if stable is not None else None)
 
     @property
     def observed_weight(self) -> int:

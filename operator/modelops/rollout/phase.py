@@ -51,7 +51,7 @@ def derive_phase(
 ) -> tuple[str, str]:
     """(phase, message) for printer columns and people."""
     stable, canary = status.stable, status.canary
-    total = spec.serving.replicas
+    total = spec.serving.total(stable.replicas if stable is not None else None)
     if stable is None or stable.revision is None:
         return DEPLOYING, "nothing deployed yet"
     stable_name = f"{spec.model.name} v{stable.model_version} ({stable.revision})"

@@ -40,6 +40,21 @@ def test_deployment_is_deterministic_owned_and_restricted() -> None:
     assert "--sha256" in pod["containers"][0]["args"]
 
 
+def test_hpa_mode_the_autoscaler_targets_the_stable_deployment_and_applies_leave_replicas_alone() -> None:
+    spec = ModelDeploymentSpec.model_validate({**SPEC.model_dump(by_alias=True, exclude_none=True), "serving": {
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 8, "targetCpuUtilization": 70}}})
+    hpa = builders.autoscaler("iris", "ns", "uid-1", spec, "abc1234567")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris-abc1234567"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert hpa["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    # An apply without replicas leaves the autoscaler's count as it is; the template is the same.
+    free = builders.deployment("iris", "ns", "uid-1", spec, "abc1234567", None)
+    sized = builders.deployment("iris", "ns", "uid-1", spec, "abc1234567", 5)
+    assert "replicas" not in free["spec"] and sized["spec"]["replicas"] == 5
+    assert free["metadata"]["annotations"] == sized["metadata"]["annotations"]
+
+
 def test_service_selects_every_revision_and_track_service_one() -> None:
     svc = builders.service("iris", "ns", "uid-1", SPEC)
     assert LABEL_REVISION not in svc["spec"]["selector"]

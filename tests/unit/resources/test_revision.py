@@ -55,6 +55,9 @@ def test_a_field_added_with_a_default_by_a_newer_operator_changes_no_revision() 
 def test_replicas_do_not_change_the_revision() -> None:
     assert revision_of("ns", "iris", spec(serving={"replicas": 7})) == revision_of("ns", "iris", spec())
     assert revision_of("ns", "iris", spec(serving={"replicas": 2})) == revision_of("ns", "iris", spec())
+    # Nor does switching to HPA mode or changing its bounds: the pods run the same thing.
+    autoscaled = spec(serving={"autoscaling": {"minReplicas": 2, "maxReplicas": 9}})
+    assert revision_of("ns", "iris", autoscaled) == revision_of("ns", "iris", spec())
 
 
 @pytest.mark.parametrize("change", [
