@@ -137,7 +137,10 @@ def _model_line(spec: ModelDeploymentSpec | None) -> str:
     if spec is None:
         return "(spec does not parse)"
     model = spec.model
-    return f"{model.name} v{model.version} ({model.format}, {model.uri}), {spec.serving.replicas} replicas"
+    scaling = spec.serving.autoscaling
+    size = (f"autoscaled {scaling.min_replicas}-{scaling.max_replicas} replicas" if scaling is not None
+            else f"{spec.serving.replicas} replicas")
+    return f"{model.name} v{model.version} ({model.format}, {model.uri}), {size}"
 
 
 def _no_message(status: ModelDeploymentStatus) -> str:
