@@ -354,7 +354,7 @@ class Fleet:
                 break
             if now - last_print >= 5:
                 say(f"[{self.size}] {now:5.0f}s: created {created}/{self.size}, Ready {count}/{self.size}, "
-                    f"operator RSS {proc_sample(self.operator.pid).rss_mib:.0f} MiB")
+                    f"{self._pipeline()}, operator RSS {proc_sample(self.operator.pid).rss_mib:.0f} MiB")
                 last_print = now
             time.sleep(0.1)
         pool.shutdown()
@@ -363,6 +363,20 @@ class Fleet:
         say(f"[{self.size}] {self.result.ready_count}/{self.size} Ready after "
             f"{self.result.ready_s if self.result.ready_s is not None else float('nan'):.1f}s "
             f"(creates sent in {self.result.create_s:.1f}s; operator CPU {self.result.cpu_to_ready_s:.1f}s)")
+
+    def _pipeline(self) -> str:
+        """Where the fleet's pods are: which stage holds a slow bulk apply (operator, scheduler or kwok)."""
+        from kubernetes import client
+
+        try:
+            items = client.AppsV1Api(self.api).list_namespaced_deployment(self.namespace, label_selector=MANAGED).items
+            pods = client.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=MANAGED).items
+        except Exception as error:  # progress only: never fail the run for it
+            return f"pipeline unknown ({type(error).__name__})"
+        scheduled = sum(1 for p in pods if p.spec.node_name)
+        ready = sum(1 for p in pods if any(c.type == "Ready" and c.status == "True"
+                                           for c in (p.status.conditions or [])))
+        return f"Deployments {len(items)}, pods {len(pods)} (scheduled {scheduled}, Ready {ready})"
 
     def _idle_window(self, monitor: ProcMonitor) -> None:
         time.sleep(10)  # let the last status writes and Events land

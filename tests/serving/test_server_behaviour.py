@@ -298,6 +298,32 @@ def test_metrics_survive_a_worker_crash(models, start_server) -> None:  # type: 
     assert server.stop() == 0
 
 
+def test_workers_die_with_a_killed_supervisor(models, start_server) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+
+    server = start_server(models(), "--workers", "2")
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                                               text=True).stdout.split()]
+    assert len(workers) == 2
+    os.kill(server.proc.pid, signal.SIGKILL)  # no SIGTERM handler runs: nothing tells the workers
+    server.proc.wait(timeout=10)
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(") ")[-1].split()[0] != "Z"  # a zombie waits only for its reaper
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/v2/health/ready", timeout=5)
+
+
 def test_supervisor_gives_up_on_a_crash_looping_worker(models, start_server) -> None:  # type: ignore[no-untyped-def]
     import os
     import subprocess

@@ -100,6 +100,23 @@ def default_workers(cpu_max: str | None = None) -> int:
         return cpus
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """In a forked worker: die when the supervisor does. A supervisor killed with SIGKILL cannot stop
+    its workers; in a pod the container's end takes them, on a bare host nothing would (they kept the
+    port and the model's memory). The signal follows the thread that forked: the supervisor forks
+    from its main thread only, which lives as long as it does."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)  # the supervisor died before the request above was made
+
+
 def _bind(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets: list[socket.socket] = []
@@ -240,10 +257,12 @@ class Supervisor:
         self.stopping = True
 
     def _spawn(self, index: int) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
+                _die_with(parent)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 for i, sock in enumerate(self.sockets):
