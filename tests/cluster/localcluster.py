@@ -72,11 +72,13 @@ class Cluster:
 
     @property
     def port_base(self) -> int:
-        # Derived from the checkout's path so that two checkouts never fight over ports.
+        # Derived from the checkout's path so that two checkouts never fight over ports, and kept
+        # below Linux's ephemeral range (32768-60999): a port in it can be taken at any moment by an
+        # outgoing connection (one checkout's apiserver->etcd socket held another's apiserver port).
         env = os.environ.get("MODELOPS_CLUSTER_PORT_BASE")
         if env:
             return int(env)
-        return 20000 + (zlib.crc32(str(self.root).encode()) % 400) * 100
+        return 20000 + (zlib.crc32(str(self.root).encode()) % 127) * 100
 
     @property
     def apiserver_port(self) -> int:
