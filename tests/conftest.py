@@ -67,8 +67,7 @@ def cluster() -> Iterator[localcluster.Cluster]:
     c = localcluster.default()
     was_running = localcluster.healthy(c)
     c = localcluster.up(c)  # raises ClusterError: the test errors, never skips
-    c.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    c.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev", "--timeout=60s")
+    localcluster.apply_crd(c, CRD_FILE, "modeldeployments.modelops.dev")
     yield c
     if not was_running and not os.environ.get("MODELOPS_KEEP_CLUSTER"):
         localcluster.down(c, quiet=True)

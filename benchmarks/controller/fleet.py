@@ -546,8 +546,7 @@ def run_sizes(cluster: localcluster.Cluster, sizes: list[int], opts: Options, lo
               on_size: Callable[[list[SizeResult]], None] | None = None) -> list[SizeResult]:
     """Measure each size with a fresh operator and namespace; extra kwok nodes are removed at the end.
     `on_size` gets the results so far after each size (so a long run cut short still leaves them)."""
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev", "--timeout=60s")
+    localcluster.apply_crd(cluster, CRD_FILE, "modeldeployments.modelops.dev")
     args = ["--workers", str(opts.workers)]
     api = api_client(cluster)
     results = []

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet.add_arguments(parser)
     args = parser.parse_args(argv)
     cluster = localcluster.up(quiet=True)
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+    localcluster.apply_crd(cluster, CRD_FILE, "modeldeployments.modelops.dev")
     reaction_result = None if args.skip_reaction else reaction(cluster, args.changes, args.skip_abort)
     if reaction_result is not None:
         print("\nmodelops controller benchmark (real kube-apiserver, kwok nodes, operator as a process)")

@@ -463,6 +463,26 @@ def restart_apiserver(cluster: Cluster, crash: bool = True) -> float:
     return time.monotonic() - started
 
 
+def apply_crd(cluster: Cluster, path: Path | str, name: str, timeout: float = 60) -> None:
+    """Apply a CRD and wait until the API server serves it (Established). Polled here rather than with
+    `kubectl wait`, which fails at once ("status.conditions accessor error") on a CRD so new that it
+    has no status yet."""
+    cluster.kubectl("apply", "--server-side", "-f", str(path))
+    wait_established(cluster, name, timeout)
+
+
+def wait_established(cluster: Cluster, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = cluster.kubectl("get", "crd", name, "-o", "json", check=False)
+        conditions = (json.loads(out).get("status") or {}).get("conditions") or [] if out.strip() else []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"CRD {name} not Established after {timeout:.0f}s: {conditions}")
+        time.sleep(0.2)
+
+
 def add_kwok_nodes(cluster: Cluster, count: int) -> list[str]:
     """Make sure `count` extra kwok nodes (PODS_PER_NODE pods each) exist and are Ready; returns their names."""
     if not 0 <= count <= EXTRA_NODE_MAX:

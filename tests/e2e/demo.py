@@ -94,8 +94,7 @@ def follow(cluster: localcluster.Cluster, until: Any, what: str, timeout: float 
 def main() -> int:
     say("1. a real control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok)")
     cluster = localcluster.up()
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.dev")
+    localcluster.apply_crd(cluster, CRD_FILE, "modeldeployments.modelops.dev")
     work = Path(tempfile.mkdtemp(prefix="modelops-demo-"))
     say(f"2. training iris models into {work}")
     models = train_demo_models(work / "models")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import build
+from tests.cluster import build, localcluster
 from tests.cluster.localcluster import Cluster
 from tests.cluster.netkubelet import KubeAPI, create_claim
 from tests.gitops import rbac, render
@@ -82,8 +82,7 @@ def test_monitoring_objects_apply_cleanly(cluster: Cluster) -> None:
     for crd in _prometheus_operator_crds():
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
     for name in ("servicemonitors", "podmonitors", "prometheusrules"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}.monitoring.coreos.com",
-                        "--timeout=60s")
+        localcluster.wait_established(cluster, f"{name}.monitoring.coreos.com")
     _namespaces(cluster)
     _dry_run(cluster, render.kustomize("monitoring"))
     sets = [f"metrics.{k}.enabled=true" for k in ("serviceMonitor", "podMonitor", "prometheusRule", "grafanaDashboard")]
