@@ -190,6 +190,14 @@ def events_markdown() -> str:
     reasons |= _constants(ast.parse((SOURCE / "rollout" / "machine.py").read_text()), "REASON_")
     for name, reason in sorted(reasons.items(), key=lambda kv: kv[1]):
         lines.append(f"| `{reason}` | `{name}` |")
+    # What the controller could not do (Ready=False, Stalled=True), each also one aggregated Warning Event.
+    problems = _constants(ast.parse((SOURCE / "controller" / "status.py").read_text()), "REASON_")
+    lines += ["", "## Reconcile errors", "",
+              "A reconcile that fails sets Ready=False and Stalled=True with one of these reasons (an API error "
+              "otherwise gives its HTTP reason, e.g. `Conflict`) and posts it as one Warning Event, counted "
+              "while it lasts; `InvalidSpec` (a spec this operator cannot parse) is in status only.", "", "| reason | constant |", "| --- | --- |"]
+    for name, reason in sorted(problems.items(), key=lambda kv: kv[1]):
+        lines.append(f"| `{reason}` | `{name}` |")
     return HEADER + "\n".join(lines) + "\n"
 
 
