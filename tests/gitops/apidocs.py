@@ -195,7 +195,8 @@ def events_markdown() -> str:
     lines += ["", "## Reconcile errors", "",
               "A reconcile that fails sets Ready=False and Stalled=True with one of these reasons (an API error "
               "otherwise gives its HTTP reason, e.g. `Conflict`) and posts it as one Warning Event, counted "
-              "while it lasts; `InvalidSpec` (a spec this operator cannot parse) is in status only.", "", "| reason | constant |", "| --- | --- |"]
+              "while it lasts; `InvalidSpec` (a spec this operator cannot parse) is in status only.", "",
+              "| reason | constant |", "| --- | --- |"]
     for name, reason in sorted(problems.items(), key=lambda kv: kv[1]):
         lines.append(f"| `{reason}` | `{name}` |")
     return HEADER + "\n".join(lines) + "\n"
