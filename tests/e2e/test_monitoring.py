@@ -54,7 +54,7 @@ def _wanted(queries: list[monitoring.Query]) -> dict[str, str]:
 def test_every_dashboard_query_returns_a_series_and_every_alert_evaluates_during_a_rollout(
         cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
         scraping: Prometheus, models: dict[str, TrainedModel], tmp_path: Path) -> None:
-    steps = [{"setWeight": 50}, {"pause": {"duration": "25s"}}]
+    steps = [{"setWeight": 50}, {"pause": {"duration": "12s"}}]
     obj = manifest(NAME, models["v1"], steps=steps, min_requests=5)
     # Retraining is configured so that its panel has a series: a retrain asked for mid-canary is dropped.
     write_shifted_csv(tmp_path / "data.csv", 0.0, seed=3)
