@@ -31,6 +31,7 @@ from tests.e2e.scenario import (
     SHIFT,
     apply,
     get,
+    iris_rows,
     manifest,
     retraining_spec,
     shifted_rows,
@@ -84,7 +85,8 @@ def one_run(cluster: localcluster.Cluster, namespace: str, work: Path) -> Run:
     wait_status(cluster, namespace, NAME, lambda s: s.get("phase") == "Healthy", "v1 Healthy", 120)
     kubeconfig = str(cluster.kubeconfig)
     # A full quiet window first: whatever triggers afterwards is the shift's doing.
-    with LoadGenerator(kubeconfig, namespace, NAME, "iris", rate_per_s=30, duration_s=WINDOW_S + 5):
+    with LoadGenerator(kubeconfig, namespace, NAME, "iris", rate_per_s=30, duration_s=WINDOW_S + 5,
+                       rows=iris_rows):
         time.sleep(WINDOW_S + 5)
     if (status(cluster, namespace, NAME).get("retraining") or {}).get("lastTriggered"):
         raise SystemExit("bench: a trigger fired before the shift; the quiet window was not quiet")

@@ -165,6 +165,12 @@ def shifted_labelled_rows(rng: random.Random) -> tuple[list[float], int]:
     return row, targets[i]
 
 
+def iris_rows(rng: random.Random) -> list[float]:
+    """One request row of the world the models were trained on (drawn from iris itself)."""
+    rows, _ = _iris()
+    return list(rows[rng.randrange(len(rows))])
+
+
 def shifted_rows(rng: random.Random) -> list[float]:
     """One request row of the moved world (a LoadGenerator `rows` function)."""
     return shifted_labelled_rows(rng)[0]
