@@ -83,12 +83,13 @@ test-serving: venv
 	$(BIN)/pytest tests/unit/serving tests/unit/drift tests/serving
 
 # The controller under faults (apiserver restarts, etcd outage, leader killed, command storms) and
-# the long retraining scenarios (operator killed mid-Job; two rollbacks to RetrainBlocked): about a
-# minute or two each, kept out of `make test` and its 20-minute budget.
+# the long retraining scenarios (operator killed mid-Job; two rollbacks to RetrainBlocked; windows
+# below minSamples on real servers): a minute or two each, kept out of `make test` and its 20 minutes.
 test-faults: venv system-deps
 	$(BIN)/pytest tests/e2e/test_faults.py tests/e2e/test_canary.py::test_operator_killed_resumes_to_the_same_end \
 	  tests/e2e/test_retraining.py::test_the_operator_killed_mid_job_adopts_the_job_and_starts_no_second_one \
-	  tests/e2e/test_retraining.py::test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked
+	  tests/e2e/test_retraining.py::test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked \
+	  tests/e2e/test_retraining.py::test_windows_below_min_samples_never_trigger
 
 # The image test is `make test-image`, not part of `make test`: a changed source tree rebuilds three images (minutes).
 test: venv system-deps lint tools helm-check

@@ -10,6 +10,7 @@ state, never on sleeps.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,9 @@ def test_a_git_edit_of_spec_model_during_the_job_supersedes_its_candidate(
     assert [j["metadata"]["name"] for j in _jobs(cluster, namespace)] == [f"{NAME}-retrain-1"]
 
 
+# Also a property of the pure evaluator (tests/unit/retraining); this run on real servers takes a minute:
+# in `make test-faults`.
+@pytest.mark.faults
 def test_windows_below_min_samples_never_trigger(
         cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
         models: dict[str, TrainedModel], data: Path) -> None:
@@ -285,3 +289,39 @@ def test_the_operator_killed_mid_job_adopts_the_job_and_starts_no_second_one(
     assert _retraining(end)["runs"]["count"] == 1 and _retraining(end)["lastResult"]["job"] == job
     reasons = [e["reason"] for e in events(cluster, namespace, NAME)]
     assert reasons.count("RetrainTriggered") == 1 and reasons.count("RetrainPromoted") == 1, reasons
+
+
+def test_the_loop_closes_from_production_data_alone(
+        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        models: dict[str, TrainedModel], tmp_path: Path) -> None:
+    # Nothing from outside: the servers log what they serve beside the model, clients label their
+    # predictions through the feedback endpoint, and the Job trains on that join.
+    v1 = TrainedModel(tmp_path / "v1", models["v1"].version, models["v1"].sha256)
+    shutil.copytree(models["v1"].directory, v1.directory)  # its served/ folder is this test's alone
+    (tmp_path / "out").mkdir()
+    obj = manifest(NAME, v1, steps=[{"setWeight": 50}, {"pause": {"duration": "2s"}}], min_requests=5)
+    retraining = retraining_spec(tmp_path / "unused.csv", tmp_path / "unused.csv", tmp_path / "out", gate=None)
+    retraining["job"]["dataset"] = {"fromServing": True}
+    retraining["job"].pop("holdout")
+    retraining["triggers"]["drift"]["forDuration"] = "1h"  # the run is asked for by hand, once data is logged
+    obj["spec"]["retraining"] = retraining
+    apply(cluster, namespace, obj)
+    wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
+    served = v1.directory / "served"
+    with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=300,
+                       labelled_rows=shifted_labelled_rows) as load:
+        # The servers write their log at least once per drift window (20 s here).
+        wait_for(lambda: any((served / "labels").glob("*.parquet")) and any((served / "requests").glob("*.parquet")),
+                 "the servers' request log and labels on disk", timeout=90)
+        assert load.results().labelled > 0
+        cluster.kubectl("modelops", "retrain", NAME, "-n", namespace)
+        st = wait_status(cluster, namespace, NAME, lambda s: bool(_retraining(s).get("candidate"))
+                         or _outcome(s) == "JobFailed", "a candidate trained on served data", 180)
+        assert _outcome(st) != "JobFailed", _retraining(st).get("lastResult")
+        candidate = _retraining(st)["candidate"]
+        assert candidate["rows"] > 100  # labelled rows of the moved world, nothing else
+        wait_status(cluster, namespace, NAME, lambda s: s.get("phase") == "Healthy" and (s.get("stable") or {}).get(
+            "model", {}).get("sha256") == candidate["sha256"], "the candidate promoted", 180)
+    out = tmp_path / "out" / candidate["job"]
+    lineage = json.loads((out / "metadata.json").read_text())["lineage"]
+    assert lineage["dataset"]["uri"] == f"file://{served}"

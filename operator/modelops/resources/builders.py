@@ -24,7 +24,13 @@ from modelops.resources.naming import (
     service_name,
     track_service_name,
 )
-from modelops.resources.storage import credentials_env_from, model_store_mounts
+from modelops.resources.storage import (
+    SERVED_VOLUME,
+    credentials_env_from,
+    model_store_mounts,
+    pvc_volume,
+    served_uri,
+)
 
 MODEL_DIR = "/models/current"
 PRESTOP_SLEEP_SECONDS = 3
@@ -80,7 +86,20 @@ def serve_args(spec: ModelDeploymentSpec, revision: str) -> list[str]:
     if spec.model.sha256:
         args += ["--sha256", spec.model.sha256]
     args += ["--drift-window", f"{drift_window_seconds(spec):g}"]
+    served = served_log(spec)
+    if served is not None:
+        # Files reach the store at least once per drift window: the data a trigger saw is there
+        # for the Job it starts.
+        args += ["--log-requests-to", served, "--log-max-seconds", f"{min(60.0, drift_window_seconds(spec)):g}"]
     return args
+
+
+def served_log(spec: ModelDeploymentSpec) -> str | None:
+    """The request log the servers write when retraining trains on served data (fromServing), else None."""
+    retraining = spec.retraining
+    if retraining is None or not retraining.job.dataset.from_serving:
+        return None
+    return served_uri(spec.model.uri)
 
 
 def drift_window_seconds(spec: ModelDeploymentSpec) -> float:
@@ -137,6 +156,13 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
     labels = {**common_labels(name), LABEL_REVISION: revision, LABEL_MODEL: spec.model.name,
               LABEL_VERSION: spec.model.version, LABEL_COMPONENT: "server"}
     store_volumes, store_mounts = model_store_mounts(spec.model.uri)
+    served = served_log(spec)
+    served_mounts: list[dict[str, Any]] = []
+    if served is not None and served.startswith("pvc://"):
+        # The request log is the one thing a server writes to the model's claim: read-write, for it alone.
+        volume, mount, _ = pvc_volume(served, read_only=False, name=SERVED_VOLUME)
+        store_volumes = [*store_volumes, volume]
+        served_mounts = [mount]
     env_from = {"envFrom": credentials_env_from(spec.model.credentials_secret)} if spec.model.credentials_secret else {}
     container: dict[str, Any] = {
         "name": "server",
@@ -159,7 +185,8 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
         # Keep serving while endpoint removal reaches every proxy, then drain (SIGTERM).
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": _CONTAINER_SECURITY,
-        "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "models", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"},
+                         *served_mounts],
     }
     # Never BestEffort: without requests the scheduler packs pods blindly and they are evicted first.
     requests = s.resources.requests if s.resources and s.resources.requests else None

@@ -26,6 +26,7 @@ from modelops.resources.naming import (
     LABEL_PART_OF,
     MANAGED_BY,
 )
+from modelops.resources.storage import served_uri
 from modelops.retraining.actions import CreateJob
 
 PVC_ROOT = "/mnt/pvc"
@@ -72,7 +73,7 @@ def retrain_args(spec: ModelDeploymentSpec, create: CreateJob) -> list[str]:
             "--name", spec.model.name, "--version", params.version, "--pvc-root", PVC_ROOT,
             "--termination-log", TERMINATION_LOG, "--image", job_image(spec)]
     if job.dataset.from_serving:
-        args += ["--from-serving", _served_location(spec)]
+        args += ["--from-serving", served_uri(spec.model.uri)]
     else:
         assert job.dataset.uri is not None  # the API's validator: exactly one source
         args += ["--dataset", job.dataset.uri]
@@ -103,12 +104,6 @@ def retrain_args(spec: ModelDeploymentSpec, create: CreateJob) -> list[str]:
     return args
 
 
-def _served_location(spec: ModelDeploymentSpec) -> str:
-    """Where the servers log what they serve: the `served/` folder beside the model's artifact."""
-    uri = spec.model.uri
-    return uri.rsplit("/", 1)[0] + "/served" if "/" in uri.split("://", 1)[-1] else uri + "/served"
-
-
 def retrain_job(mdep: str, namespace: str, uid: str, spec: ModelDeploymentSpec, create: CreateJob) -> dict[str, Any]:
     """The Job of run `create.n`: deterministic for the same inputs (server-side apply is a no-op)."""
     retraining = spec.retraining
@@ -119,7 +114,7 @@ def retrain_job(mdep: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
     args = retrain_args(spec, create)
     uris = [u for u in (job.dataset.uri, job.holdout.uri if job.holdout else None, job.output.uri,
                         create.params.parent.uri if create.params.parent else None,
-                        _served_location(spec) if job.dataset.from_serving else None) if u]
+                        served_uri(spec.model.uri) if job.dataset.from_serving else None) if u]
     claims = sorted({c for c in (claim_of(u) for u in uris) if c})
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]

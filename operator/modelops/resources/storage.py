@@ -62,6 +62,15 @@ def pvc_volume(uri: str, read_only: bool, name: str = MODEL_STORE_VOLUME) -> tup
     return volume, mount, local
 
 
+SERVED_VOLUME = "served-log"
+
+
+def served_uri(model_uri: str) -> str:
+    """Where the servers log what they serve (spec.retraining.job.dataset.fromServing): the `served/`
+    folder beside the model's artifact. The servers write there and the retraining Job reads it."""
+    return model_uri.rsplit("/", 1)[0] + "/served" if "/" in model_uri.split("://", 1)[-1] else model_uri + "/served"
+
+
 def credentials_env_from(secret: str | None) -> list[dict[str, Any]]:
     """envFrom entries exposing an object-store credentials Secret (AWS_ACCESS_KEY_ID, ...) to a container.
 

@@ -23,7 +23,6 @@ from modelops.training.artifact import MODEL_FILES
 from modelops.training.evaluation import GateRule, evaluate, load_model
 from modelops.training.storage import readable, sha256_path, writable_dir
 
-SERVED_META_COLUMNS = ("request_id", "prediction", "revision", "model", "version", "time", "timestamp", "at")
 LABEL_COLUMN = "label"
 
 
@@ -56,34 +55,23 @@ class RetrainJobError(Exception):
 
 
 def served_dataset(location: str, pvc_root: Path, scratch: Path) -> Path:
-    """The servers' logged requests joined with feedback labels on request_id, as one Parquet file.
+    """The servers' request log under `location` joined with its feedback labels, as one Parquet file.
 
-    Every Parquet file under `location` is read; those with a `label` column are feedback, the
-    others logged requests (feature columns plus request_id and bookkeeping columns, which are
-    dropped). Requests without a label are left out: there is nothing to learn from them.
+    The log is what `modelops serve --log-requests-to` writes (`requests/` and `labels/`); the join is
+    `modelops dataset build`'s (by request id and row; unlabelled rows left out), so a Job trains on
+    exactly the set a person would build by hand. A pvc:// location is read under `pvc_root`.
     """
-    import pandas as pd
+    from modelops.serving import objectstore
+    from modelops.training.served_data import DatasetError, build_dataset
 
-    root = readable(location, pvc_root, scratch)
-    files = sorted(root.rglob("*.parquet")) if root.is_dir() else [root]
-    requests: list[Any] = []
-    labels: list[Any] = []
-    for file in files:
-        frame = pd.read_parquet(file)
-        (labels if LABEL_COLUMN in frame.columns else requests).append(frame)
-    if not requests or not labels:
-        raise RetrainJobError(f"{location}: need logged requests and feedback labels, found {len(requests)} request "
-                              f"and {len(labels)} label files")
-    served = pd.concat(requests, ignore_index=True).drop_duplicates("request_id", keep="last")
-    feedback = pd.concat(labels, ignore_index=True)[["request_id", LABEL_COLUMN]].drop_duplicates(
-        "request_id", keep="last")
-    joined = served.merge(feedback, on="request_id", how="inner")
-    if joined.empty:
-        raise RetrainJobError(f"{location}: no logged request has a feedback label")
-    features = [c for c in joined.columns if c not in SERVED_META_COLUMNS and c != LABEL_COLUMN]
+    local = objectstore.local_path(location, pvc_root)
+    source = local.as_uri() if local is not None else location
     scratch.mkdir(parents=True, exist_ok=True)
     out = scratch / "served.parquet"
-    joined[[*features, LABEL_COLUMN]].to_parquet(out, index=False)
+    try:
+        build_dataset(source, out.as_uri(), target=LABEL_COLUMN)
+    except (DatasetError, objectstore.StoreError) as exc:
+        raise RetrainJobError(f"--from-serving {location}: {exc}") from None
     return out
 
 

@@ -55,6 +55,37 @@ def test_hpa_mode_the_autoscaler_targets_the_stable_deployment_and_applies_leave
     assert free["metadata"]["annotations"] == sized["metadata"]["annotations"]
 
 
+def test_from_serving_servers_log_where_the_job_reads_and_only_that_is_writable() -> None:
+    from modelops.api.models import RetrainTrigger
+    from modelops.resources.jobs import retrain_args
+    from modelops.retraining.actions import CreateJob, JobParams
+
+    spec = ModelDeploymentSpec.model_validate({
+        "model": {"name": "iris", "version": "1", "uri": "pvc://models/iris/1/model.joblib", "sha256": "a" * 64},
+        "retraining": {"triggers": {"drift": {"window": "2m"}},
+                       "job": {"dataset": {"fromServing": True}, "output": {"uri": "pvc://models/iris/retrained"}}},
+    })
+    dep = builders.deployment("iris", "ns", "uid-1", spec, "abc1234567", 2)
+    pod = dep["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    args = server["args"]
+    logged = args[args.index("--log-requests-to") + 1]
+    assert logged == "pvc://models/iris/1/served"
+    assert args[args.index("--log-max-seconds") + 1] == "60"  # at most a minute, and the 2 m window is longer
+    served = next(v for v in pod["volumes"] if v["name"] == "served-log")
+    assert served["persistentVolumeClaim"] == {"claimName": "models", "readOnly": False}
+    assert {"name": "served-log", "mountPath": "/mnt/pvc/models", "readOnly": False} in server["volumeMounts"]
+    # The model's store stays read-only, and only the fetch step mounts it.
+    assert all(m.get("readOnly") is not False for m in pod["initContainers"][0]["volumeMounts"])
+    job = retrain_args(spec, CreateJob("iris-retrain-1", 1, JobParams(
+        trigger=RetrainTrigger(at="2026-01-01T00:00:00Z", signal="Manual"), version="1-r1",
+        output_uri="pvc://models/iris/retrained/iris-retrain-1", parent=None, current_dataset_sha256=None)))
+    assert job[job.index("--from-serving") + 1] == logged
+    # Without fromServing the servers log nothing.
+    plain = builders.deployment("iris", "ns", "uid-1", SPEC, "abc1234567", 2)
+    assert "--log-requests-to" not in plain["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
 def test_service_selects_every_revision_and_track_service_one() -> None:
     svc = builders.service("iris", "ns", "uid-1", SPEC)
     assert LABEL_REVISION not in svc["spec"]["selector"]

@@ -113,15 +113,21 @@ def test_evaluate_prints_both_numbers_and_exits_by_verdict(world: dict[str, Path
 
 
 def test_from_serving_joins_logged_requests_with_feedback(world: dict[str, Path], tmp_path: Path) -> None:
+    # The log as the servers write it (modelops.serving.datalog), not a look-alike: requests of one
+    # row each, and labels for the first 100 of them through the feedback path.
+    from modelops.serving.datalog import RequestLog, RequestLogConfig
+    from modelops.serving.feedback import Label
+
     frame = pd.read_csv(world["train"])
+    features = list(frame.columns[:-1])
     served = tmp_path / "served"
-    (served / "requests").mkdir(parents=True)
-    (served / "feedback").mkdir()
+    log = RequestLog(RequestLogConfig(served.as_uri(), max_rows=64), features, "iris", "1", "abc").start()
     ids = [f"r{i}" for i in range(len(frame))]
-    requests = frame.drop(columns=["label"]).assign(request_id=ids, prediction=0, revision="abc")
-    requests.to_parquet(served / "requests" / "batch-1.parquet")
-    labelled = pd.DataFrame({"request_id": ids[:100], "label": frame["label"].iloc[:100]})
-    labelled.to_parquet(served / "feedback" / "batch-1.parquet")
+    for rid, row in zip(ids, frame[features].to_numpy(dtype=np.float64), strict=True):
+        log.offer(rid, row.reshape(1, -1), np.array([0]))
+    log.labels([Label(rid, 0, int(label)) for rid, label in zip(ids[:100], frame["label"].iloc[:100], strict=True)])
+    log.close()
+    assert sorted(p.name for p in served.iterdir()) == ["labels", "requests"]
     term = tmp_path / "term"
     code = main(["retrain-job", "--from-serving", served.as_uri(), "--output", (tmp_path / "out").as_uri(),
                  "--name", "iris", "--version", "2", "--termination-log", str(term)])
@@ -129,5 +135,5 @@ def test_from_serving_joins_logged_requests_with_feedback(world: dict[str, Path]
     result = parse_result(term.read_text())
     assert result.outcome == "Trained" and result.rows == 100 and result.gate is None
     meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
-    assert [f["name"] for f in meta["features"]] == list(frame.columns[:-1])
+    assert [f["name"] for f in meta["features"]] == features
     assert np.isfinite(meta["metrics"]["accuracy"])
