@@ -10,7 +10,6 @@ state, never on sleeps.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -294,10 +293,9 @@ def test_the_operator_killed_mid_job_adopts_the_job_and_starts_no_second_one(
 def test_the_loop_closes_from_production_data_alone(
         cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
         models: dict[str, TrainedModel], tmp_path: Path) -> None:
-    # Nothing from outside: the servers log what they serve beside the model, clients label their
-    # predictions through the feedback endpoint, and the Job trains on that join.
-    v1 = TrainedModel(tmp_path / "v1", models["v1"].version, models["v1"].sha256)
-    shutil.copytree(models["v1"].directory, v1.directory)  # its served/ folder is this test's alone
+    # Nothing from outside: the servers log what they serve under the retraining output prefix, clients
+    # label their predictions through the feedback endpoint, and the Job trains on that join.
+    v1 = models["v1"]
     (tmp_path / "out").mkdir()
     obj = manifest(NAME, v1, steps=[{"setWeight": 50}, {"pause": {"duration": "2s"}}], min_requests=5)
     retraining = retraining_spec(tmp_path / "unused.csv", tmp_path / "unused.csv", tmp_path / "out", gate=None)
@@ -307,7 +305,7 @@ def test_the_loop_closes_from_production_data_alone(
     obj["spec"]["retraining"] = retraining
     apply(cluster, namespace, obj)
     wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
-    served = v1.directory / "served"
+    served = tmp_path / "out" / "served"
     with LoadGenerator(str(cluster.kubeconfig), namespace, NAME, "iris", rate_per_s=30, duration_s=300,
                        labelled_rows=shifted_labelled_rows) as load:
         # The servers write their log at least once per drift window (20 s here).

@@ -99,7 +99,7 @@ def served_log(spec: ModelDeploymentSpec) -> str | None:
     retraining = spec.retraining
     if retraining is None or not retraining.job.dataset.from_serving:
         return None
-    return served_uri(spec.model.uri)
+    return served_uri(retraining.job.output.uri)
 
 
 def drift_window_seconds(spec: ModelDeploymentSpec) -> float:
@@ -159,7 +159,7 @@ def _deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
     served = served_log(spec)
     served_mounts: list[dict[str, Any]] = []
     if served is not None and served.startswith("pvc://"):
-        # The request log is the one thing a server writes to the model's claim: read-write, for it alone.
+        # The request log is the one thing a server writes: its claim read-write, for the server alone.
         volume, mount, _ = pvc_volume(served, read_only=False, name=SERVED_VOLUME)
         store_volumes = [*store_volumes, volume]
         served_mounts = [mount]

@@ -73,7 +73,7 @@ def retrain_args(spec: ModelDeploymentSpec, create: CreateJob) -> list[str]:
             "--name", spec.model.name, "--version", params.version, "--pvc-root", PVC_ROOT,
             "--termination-log", TERMINATION_LOG, "--image", job_image(spec)]
     if job.dataset.from_serving:
-        args += ["--from-serving", served_uri(spec.model.uri)]
+        args += ["--from-serving", served_uri(job.output.uri)]
     else:
         assert job.dataset.uri is not None  # the API's validator: exactly one source
         args += ["--dataset", job.dataset.uri]
@@ -114,7 +114,7 @@ def retrain_job(mdep: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
     args = retrain_args(spec, create)
     uris = [u for u in (job.dataset.uri, job.holdout.uri if job.holdout else None, job.output.uri,
                         create.params.parent.uri if create.params.parent else None,
-                        served_uri(spec.model.uri) if job.dataset.from_serving else None) if u]
+                        served_uri(job.output.uri) if job.dataset.from_serving else None) if u]
     claims = sorted({c for c in (claim_of(u) for u in uris) if c})
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]

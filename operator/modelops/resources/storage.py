@@ -65,10 +65,12 @@ def pvc_volume(uri: str, read_only: bool, name: str = MODEL_STORE_VOLUME) -> tup
 SERVED_VOLUME = "served-log"
 
 
-def served_uri(model_uri: str) -> str:
-    """Where the servers log what they serve (spec.retraining.job.dataset.fromServing): the `served/`
-    folder beside the model's artifact. The servers write there and the retraining Job reads it."""
-    return model_uri.rsplit("/", 1)[0] + "/served" if "/" in model_uri.split("://", 1)[-1] else model_uri + "/served"
+def served_uri(output_uri: str) -> str:
+    """Where the servers log what they serve (spec.retraining.job.dataset.fromServing): `served/` under
+    the retraining output prefix, where the retrained models go. One place per ModelDeployment, whatever
+    revision serves (Git's model, a canary, a promoted retrain), so the next run reads everything
+    served since; the servers write there and the retraining Job reads it."""
+    return output_uri.rstrip("/") + "/served"
 
 
 def credentials_env_from(secret: str | None) -> list[dict[str, Any]]:

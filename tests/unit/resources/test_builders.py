@@ -70,7 +70,7 @@ def test_from_serving_servers_log_where_the_job_reads_and_only_that_is_writable(
     server = pod["containers"][0]
     args = server["args"]
     logged = args[args.index("--log-requests-to") + 1]
-    assert logged == "pvc://models/iris/1/served"
+    assert logged == "pvc://models/iris/retrained/served"  # one place, whichever revision serves
     assert args[args.index("--log-max-seconds") + 1] == "60"  # at most a minute, and the 2 m window is longer
     served = next(v for v in pod["volumes"] if v["name"] == "served-log")
     assert served["persistentVolumeClaim"] == {"claimName": "models", "readOnly": False}

@@ -83,8 +83,8 @@ def test_args_parse_as_the_retrain_job_command() -> None:
     assert [a for a in args.train_args if a != "--"] == ["--estimator", "forest"]
 
 
-def test_from_serving_reads_the_servers_logs_beside_the_model() -> None:
+def test_from_serving_reads_the_servers_logs_under_the_output_prefix() -> None:
     s = spec(dataset={"fromServing": True})
     args = build_parser().parse_args(retrain_job("iris", "ns", "u", s, CREATE)["spec"]["template"]["spec"]
                                      ["containers"][0]["args"])
-    assert args.from_serving == "pvc://models/iris/1/served" and args.dataset is None
+    assert args.from_serving == "pvc://models/iris/served" and args.dataset is None
