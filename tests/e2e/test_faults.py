@@ -155,8 +155,11 @@ class Ledger:
 
 
 def event_counts(cluster: Cluster, namespace: str, name: str) -> dict[tuple[str, str], int]:
-    """Events of the object by (type, reason), an aggregated Event counting as many as it says."""
-    items = get(cluster, namespace, "events", "--field-selector", f"involvedObject.name={name}").get("items", [])
+    """Events of the ModelDeployment by (type, reason), an aggregated Event counting as many as it says.
+    Only its own: its PodDisruptionBudget has the same name, and the disruption controller's NoPods
+    Events on it come as often as that controller's timing makes them, not from anything we did."""
+    selector = f"involvedObject.name={name},involvedObject.kind=ModelDeployment"
+    items = get(cluster, namespace, "events", "--field-selector", selector).get("items", [])
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
     for e in items:
         counts[(e.get("type") or "Normal", e.get("reason") or "")] += int(
