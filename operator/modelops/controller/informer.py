@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -125,9 +126,13 @@ class Informer:
     def stop(self) -> None:
         self.stopping.set()
         response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):  # closing a broken stream can fail in many ways
-                response.close()
+        sock = getattr(getattr(response, "connection", None), "sock", None)
+        if sock is not None:
+            # Shut the socket down rather than close the response: closing an SSL stream blocks on the
+            # lock the watch thread holds while it reads, so a SIGTERM waited for the next event.
+            # The plain socket's shutdown wakes that read without touching the SSL object.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     # ------------------------------------------------------------ thread side
 
