@@ -44,7 +44,7 @@ image-deps:
 	$(call apt_install,mmdebstrap buildah umoci runc)
 
 lint: venv
-	$(BIN)/ruff check operator tests benchmarks image
+	$(BIN)/ruff check operator tests benchmarks image devcluster demo
 	$(BIN)/mypy operator
 	$(BIN)/lint-imports
 
@@ -52,11 +52,11 @@ crd: venv
 	$(BIN)/modelops crd -o crds/modeldeployments.modelops.dev.yaml
 
 cluster-binaries: venv
-	$(BIN)/python -m tests.cluster binaries
+	$(BIN)/python -m devcluster binaries
 
 # helm and the kstatus probe (tests/gitops/kstatus), built from their Go modules and cached.
 tools: venv
-	$(BIN)/python -m tests.cluster.build tools
+	$(BIN)/python -m devcluster.build tools
 
 # install.yaml and the Helm chart's copies of the CRD, alerts and dashboard, from manifests/.
 manifests: venv
@@ -71,10 +71,10 @@ docs: venv
 	$(BIN)/python -m tests.gitops.apidocs
 
 cluster-up: venv system-deps
-	$(BIN)/python -m tests.cluster up
+	$(BIN)/python -m devcluster up
 
 cluster-down: venv
-	$(BIN)/python -m tests.cluster down
+	$(BIN)/python -m devcluster down
 
 test-unit: venv
 	$(BIN)/pytest tests/unit
@@ -104,7 +104,7 @@ test-image: image
 	$(BIN)/pytest tests/image
 
 demo: venv system-deps
-	$(BIN)/python -m tests.e2e.demo
+	$(BIN)/python -m demo
 
 # ghz (gRPC load generator) for the serving benchmark's gRPC rows, built from its Go module and
 # cached next to the cluster binaries.

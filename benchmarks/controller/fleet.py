@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import localcluster
-from tests.cluster.watching import Watcher
-from tests.conftest import CRD_FILE, OperatorProcess
+from devcluster import localcluster
+from devcluster.operator import CRD_FILE, OperatorProcess
+from devcluster.watching import Watcher
 
 GROUP, VERSION, PLURAL = "modelops.dev", "v1alpha1", "modeldeployments"
 MANAGED = "app.kubernetes.io/managed-by=modelops"

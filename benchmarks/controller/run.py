@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.controller import fleet
-from tests.cluster import localcluster
-from tests.conftest import CRD_FILE, OperatorProcess
-from tests.e2e.scenario import apply, deployments, get, manifest, status, train, wait_status
+from demo.scenario import apply, deployments, get, manifest, status, train, wait_status
+from devcluster import localcluster
+from devcluster.operator import CRD_FILE, OperatorProcess
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,8 +95,8 @@ def bench_step_overhead(cluster: localcluster.Cluster, namespace: str) -> list[t
 
 
 def bench_abort(cluster: localcluster.Cluster, namespace: str, models_dir: Path) -> float:
-    from tests.cluster.netkubelet import NetKubelet, real_cidr
-    from tests.cluster.traffic import LoadGenerator
+    from devcluster.netkubelet import NetKubelet, real_cidr
+    from devcluster.traffic import LoadGenerator
 
     good = train(models_dir, "v1", "1")
     failing = train(models_dir, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0")

@@ -22,11 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import localcluster
-from tests.cluster.netkubelet import NetKubelet, real_cidr
-from tests.cluster.traffic import LoadGenerator
-from tests.conftest import CRD_FILE, OperatorProcess
-from tests.e2e.scenario import (
+from demo.scenario import (
     REAL_NODE,
     SHIFT,
     apply,
@@ -40,6 +36,10 @@ from tests.e2e.scenario import (
     wait_status,
     write_shifted_csv,
 )
+from devcluster import localcluster
+from devcluster.netkubelet import NetKubelet, real_cidr
+from devcluster.operator import CRD_FILE, OperatorProcess
+from devcluster.traffic import LoadGenerator
 
 NAME = "iris"
 WINDOW_S = 20.0

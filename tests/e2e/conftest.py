@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import NetKubelet, real_cidr
-from tests.cluster.prometheus import Prometheus
-from tests.e2e.scenario import REAL_NODE, TrainedModel, train_demo_models
+from demo.scenario import REAL_NODE, TrainedModel, train_demo_models
+from devcluster.localcluster import Cluster
+from devcluster.netkubelet import NetKubelet, real_cidr
+from devcluster.prometheus import Prometheus
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import NetKubelet
-from tests.cluster.prometheus import Prometheus
-from tests.cluster.traffic import LoadGenerator
-from tests.conftest import OperatorProcess, wait_for
-from tests.e2e.scenario import (
+from demo.scenario import (
     TrainedModel,
     apply,
     condition,
@@ -24,6 +19,11 @@ from tests.e2e.scenario import (
     manifest,
     wait_status,
 )
+from devcluster.localcluster import Cluster
+from devcluster.netkubelet import NetKubelet
+from devcluster.prometheus import Prometheus
+from devcluster.traffic import LoadGenerator
+from tests.conftest import OperatorProcess, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 NAME = "iris"

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 from modelops.rollout.timefmt import parse_time
 
-from tests.cluster import localcluster
-from tests.cluster.localcluster import Cluster
-from tests.cluster.watching import Watcher
+from demo.scenario import apply, condition, get, status
+from devcluster import localcluster
+from devcluster.localcluster import Cluster
+from devcluster.watching import Watcher
 from tests.conftest import OperatorProcess, wait_for
-from tests.e2e.scenario import apply, condition, get, status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 GROUP, VERSION, PLURAL = "modelops.dev", "v1alpha1", "modeldeployments"

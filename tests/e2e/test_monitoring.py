@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import NetKubelet
-from tests.cluster.prometheus import Prometheus
-from tests.cluster.traffic import LoadGenerator
+from demo.scenario import TrainedModel, apply, manifest, retraining_spec, wait_status, write_shifted_csv
+from devcluster.localcluster import Cluster
+from devcluster.netkubelet import NetKubelet
+from devcluster.prometheus import Prometheus
+from devcluster.traffic import LoadGenerator
 from tests.conftest import OperatorProcess, wait_for
-from tests.e2e.scenario import TrainedModel, apply, manifest, retraining_spec, wait_status, write_shifted_csv
 from tests.gitops import monitoring
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

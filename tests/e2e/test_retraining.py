@@ -15,12 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import NetKubelet
-from tests.cluster.prometheus import Prometheus
-from tests.cluster.traffic import LoadGenerator
-from tests.conftest import OperatorProcess, wait_for
-from tests.e2e.scenario import (
+from demo.scenario import (
     SHIFT,
     TrainedModel,
     apply,
@@ -34,6 +29,11 @@ from tests.e2e.scenario import (
     wait_status,
     write_shifted_csv,
 )
+from devcluster.localcluster import Cluster
+from devcluster.netkubelet import NetKubelet
+from devcluster.prometheus import Prometheus
+from devcluster.traffic import LoadGenerator
+from tests.conftest import OperatorProcess, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 NAME = "iris"

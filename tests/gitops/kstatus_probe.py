@@ -1,6 +1,6 @@
 """Run Flux's readiness computation (kstatus, sigs.k8s.io/cli-utils) on one object.
 
-The Go probe in tests/gitops/kstatus is built and cached by tests/cluster/build.py (`make tools`).
+The Go probe in tests/gitops/kstatus is built and cached by devcluster/build.py (`make tools`).
 Used by tests/unit/test_gitops_health.py.
 """
 
@@ -10,7 +10,7 @@ import json
 import subprocess
 from typing import Any
 
-from tests.cluster import build
+from devcluster import build
 
 
 def compute(obj: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Used by tests/unit/test_manifests_monitoring.py (promtool parses each one) and b
 run each query against the test Prometheus during a rollout: every dashboard query should return a
 series there; an alert expression returns one only while its condition holds, so for alerts the
 useful check is that Prometheus evaluates it without error (and that the metrics it names exist).
-The test Prometheus (tests/cluster/prometheus.py) scrapes serving pods as job `modelops-pods`; the
+The test Prometheus (devcluster/prometheus.py) scrapes serving pods as job `modelops-pods`; the
 operator's metrics and `up{job="modelops-operator-metrics"}` need it to scrape the operator as well.
 """
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 from tests.gitops import render
 
 SERVICE_ACCOUNT = "modelops-operator"

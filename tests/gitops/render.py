@@ -3,7 +3,7 @@ and the Helm chart's copies (its CRD, the alert rules and the Grafana dashboard)
 
 `python -m tests.gitops.render` (make manifests) writes them; tests/unit/test_manifests.py fails when a
 committed copy is stale and compares the chart's objects with kustomize's. kubectl (for `kubectl
-kustomize`) and helm come from the cached binaries of tests/cluster/build.py.
+kustomize`) and helm come from the cached binaries of devcluster/build.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests.cluster import build
+from devcluster import build
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"

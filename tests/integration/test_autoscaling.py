@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
+from demo.scenario import apply, get, wait_status
+from devcluster.localcluster import Cluster
 from tests.conftest import OperatorProcess, wait_for
-from tests.e2e.scenario import apply, get, wait_status
 
 pytestmark = pytest.mark.integration
 NAME = "scaled"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

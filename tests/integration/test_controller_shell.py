@@ -18,7 +18,7 @@ from modelops.controller.kube import Conflict, Kube
 from modelops.controller.metrics import OperatorMetrics
 from modelops.controller.reconcile import Reconciler
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 from tests.conftest import OperatorProcess, wait_for
 
 pytestmark = pytest.mark.integration

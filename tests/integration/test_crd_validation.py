@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 from tests.integration.invalid_corpus import CASES, VALID, build
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 from tests.conftest import OperatorProcess, wait_for
 
 pytestmark = pytest.mark.integration

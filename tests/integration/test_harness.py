@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
+from devcluster import localcluster
+from devcluster.netkubelet import NetKubelet, list_netns, netns_pids, netns_prefix, pod_placement, real_cidr
+from devcluster.prometheus import Prometheus
+from devcluster.traffic import LoadGenerator
 from tests import models
-from tests.cluster import localcluster
-from tests.cluster.netkubelet import NetKubelet, list_netns, netns_pids, netns_prefix, pod_placement, real_cidr
-from tests.cluster.prometheus import Prometheus
-from tests.cluster.traffic import LoadGenerator
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -317,7 +317,7 @@ def test_load_generator_logs_the_failures_of_a_model_that_raises(
 def test_a_restarted_kubelet_cleans_up_and_runs_its_pods_again(
         cluster: localcluster.Cluster, namespace: str, iris_model: tuple[str, str], tmp_path: Path) -> None:
     node, cidr = "modelops-harness-2", real_cidr(3)
-    command = [sys.executable, "-m", "tests.cluster.netkubelet", "--kubeconfig", str(cluster.kubeconfig),
+    command = [sys.executable, "-m", "devcluster.netkubelet", "--kubeconfig", str(cluster.kubeconfig),
                "--node", node, "--cidr", cidr, "--pool", POOL]
     log = open(tmp_path / "netkubelet.log", "ab")  # noqa: SIM115 - shared by both runs
     first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

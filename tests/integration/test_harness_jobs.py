@@ -25,8 +25,8 @@ import pytest
 from modelops.api.models import ModelDeploymentSpec
 from modelops.resources.builders import deployment
 
-from tests.cluster import localcluster
-from tests.cluster.netkubelet import KubeAPI, NetKubelet, create_claim, pod_placement, real_cidr
+from devcluster import localcluster
+from devcluster.netkubelet import KubeAPI, NetKubelet, create_claim, pod_placement, real_cidr
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

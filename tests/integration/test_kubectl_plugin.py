@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from modelops.controller.kube import Kube
 from modelops.controller.leader import LeaderElector, LeaseConfig
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 
 pytestmark = pytest.mark.integration
 

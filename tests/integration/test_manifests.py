@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import build, localcluster
-from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import KubeAPI, create_claim
+from devcluster import build, localcluster
+from devcluster.localcluster import Cluster
+from devcluster.netkubelet import KubeAPI, create_claim
 from tests.gitops import rbac, render
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import KubeAPI, create_claim
+from devcluster.localcluster import Cluster
+from devcluster.netkubelet import KubeAPI, create_claim
 from tests.conftest import OperatorProcess, wait_for
 
 pytestmark = pytest.mark.integration

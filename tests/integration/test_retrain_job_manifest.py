@@ -11,7 +11,7 @@ from modelops.api.models import ModelDeploymentSpec, ModelSource, RetrainTrigger
 from modelops.resources.jobs import retrain_job
 from modelops.retraining.actions import CreateJob, JobParams
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 
 pytestmark = pytest.mark.integration
 

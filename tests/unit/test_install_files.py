@@ -1,7 +1,7 @@
 """The install paths agree with each other: install.yaml and the chart's copies are what `make
 manifests` makes from manifests/, the Helm chart renders the same objects as kustomize in every mode
 (modulo Helm's own labels), `helm lint` passes, and the RBAC is the least the operator needs.
-kubectl and helm are the cached Go builds of tests/cluster/build.py."""
+kubectl and helm are the cached Go builds of devcluster/build.py."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_sync_waves_order_crd_operator_modeldeployments() -> None:
 
 def test_tool_versions_match_their_go_modules() -> None:
     """versions.env names the version the cache is keyed by; go.mod decides what is built."""
-    from tests.cluster import build
+    from devcluster import build
 
     versions = build.versions()
     helm_mod = (build.GOMOD / "helm" / "go.mod").read_text()

@@ -1,7 +1,7 @@
 // Command kstatus prints the kstatus (sigs.k8s.io/cli-utils) verdict on one Kubernetes object:
 // the computation Flux's health checks and `kubectl wait`-style tooling use. It reads the object
 // as JSON on stdin and prints {"status": ..., "message": ..., "conditions": [...]} on stdout.
-// Built and cached by tests/cluster/build.py; run by tests/unit/gitops/test_health.py.
+// Built and cached by devcluster/build.py; run by tests/unit/gitops/test_health.py.
 package main
 
 import (

@@ -1,7 +1,7 @@
 """`python -m modelops_testing train ARGS`: `modelops train` plus the test-only model flags.
 
 Accepts every `modelops train` flag and ``--slow-ms``, ``--fail-above``, ``--fail-feature``. Run by
-tests/e2e/scenario.py, the harness tests and benchmarks/controller (through tests.models).
+demo/scenario.py, the harness tests and benchmarks/controller (through tests.models).
 """
 
 from __future__ import annotations

@@ -22,11 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import localcluster
-from tests.cluster.netkubelet import NetKubelet, real_cidr
-from tests.cluster.traffic import LoadGenerator
-from tests.conftest import CRD_FILE, OperatorProcess
-from tests.e2e.scenario import (
+from demo.scenario import (
     REAL_NODE,
     SHIFT,
     apply,
@@ -39,6 +35,10 @@ from tests.e2e.scenario import (
     train_demo_models,
     write_shifted_csv,
 )
+from devcluster import localcluster
+from devcluster.netkubelet import NetKubelet, real_cidr
+from devcluster.operator import CRD_FILE, OperatorProcess
+from devcluster.traffic import LoadGenerator
 
 NAMESPACE = "demo"
 NAME = "iris"

@@ -31,9 +31,9 @@ and other tests' pods stay on the kwok nodes. Nodes of another pool (the harness
 
 Used by tests/integration/test_harness.py and the e2e tests, in process
 (`NetKubelet(kubeconfig).start()` / `.stop()`), or in the foreground:
-`python -m tests.cluster.netkubelet --kubeconfig .cluster/kubeconfig [--node NAME] [--cidr CIDR]`.
+`python -m devcluster.netkubelet --kubeconfig .cluster/kubeconfig [--node NAME] [--cidr CIDR]`.
 Needs root and iproute2. Only /32 routes to its own namespaces are added in the root namespace; the
-`unreachable` routes for the pod and Service ranges (tests/cluster/localcluster.py) stay.
+`unreachable` routes for the pod and Service ranges (devcluster/localcluster.py) stay.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from kubernetes import config as k8s_config
 
 log = logging.getLogger("netkubelet")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 STATE_ROOT = REPO / ".cluster" / "netkubelet"
 CLAIMS_ROOT = REPO / ".cluster" / "pvcs"
@@ -143,7 +143,7 @@ class KubeAPI:
 
     The kubernetes package's models convert every object; the harness only needs a few paths, and
     plain dicts keep the status it writes exactly as a kubelet would send it. Also used by
-    tests/cluster/traffic.py.
+    devcluster/traffic.py.
     """
 
     def __init__(self, kubeconfig: str | Path) -> None:
@@ -1289,7 +1289,7 @@ class NetKubelet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.cluster.netkubelet", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devcluster.netkubelet", description=__doc__.split("\n")[0])
     parser.add_argument("--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG)
     parser.add_argument("--node", default=DEFAULT_NODE)
     parser.add_argument("--cidr", default=DEFAULT_CIDR, help="the node's podCIDR (inside 10.244.0.0/16)")

@@ -17,9 +17,9 @@ from typing import Any
 
 from sklearn.datasets import load_iris
 
+from devcluster.localcluster import Cluster
+from devcluster.netkubelet import pod_placement
 from tests import models
-from tests.cluster.localcluster import Cluster
-from tests.cluster.netkubelet import pod_placement
 
 REAL_NODE = "modelops-real-0"
 
@@ -77,7 +77,7 @@ def manifest(name: str, model: TrainedModel, *, replicas: int = 2, steps: list[d
         },
     }
     if prometheus_url:
-        # The test Prometheus scrapes every second (tests/cluster/prometheus.py): windows of 4s.
+        # The test Prometheus scrapes every second (devcluster/prometheus.py): windows of 4s.
         spec["monitoring"] = {"prometheusUrl": prometheus_url, "scrapeInterval": "1s"}
     return {"apiVersion": "modelops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
             "spec": spec}

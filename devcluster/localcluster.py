@@ -1,7 +1,7 @@
 """Start and stop a real local Kubernetes control plane: etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok (which stands in for kubelets).
 
-Used by `make cluster-up` / `make cluster-down` (`python -m tests.cluster up|down`) and by the
+Used by `make cluster-up` / `make cluster-down` (`python -m devcluster up|down`) and by the
 pytest session fixture. Everything binds 127.0.0.1; pod (10.244.0.0/16) and Service (10.96.0.0/16)
 addresses get an `unreachable` route in the root network namespace before anything starts, so no
 packet addressed to them can leave the machine. State lives in `.cluster/` (git-ignored).
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster import build, gateway_api
+from devcluster import build, gateway_api
 
 POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -524,7 +524,7 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"healthy": healthy(cluster), "server": cluster.server,
                               "running": _running(cluster)}, indent=2))
         else:
-            print(f"usage: python -m tests.cluster up|down|status|binaries (got {command!r})", file=sys.stderr)
+            print(f"usage: python -m devcluster up|down|status|binaries (got {command!r})", file=sys.stderr)
             return 2
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -7,7 +7,7 @@ dir keyed by version, so a warm run builds nothing; `.cluster/bin/` links to the
 Called by `make cluster-binaries`, by `localcluster.up()` and so by the pytest session fixture.
 
 The install tools are a second group, built only when asked (`make tools`, `python -m
-tests.cluster.build tools`, and the tests that need them): helm from helm.sh/helm/v3/cmd/helm (chart
+devcluster.build tools`, and the tests that need them): helm from helm.sh/helm/v3/cmd/helm (chart
 lint and template) and the kstatus probe in tests/gitops/kstatus (Flux's readiness computation).
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parent
 GOMOD = HERE / "gomod"
 KSTATUS = REPO / "tests" / "gitops" / "kstatus"
 

@@ -7,7 +7,7 @@ request to the pod IP, keeping one keep-alive connection per endpoint and worker
 IP and per revision (the pod's `modelops.dev/revision` label when the request was sent), the ok and
 failed counts and latencies, and a log of the failures (status, body, revision).
 
-It only dials endpoints routed into a network namespace made by tests/cluster/netkubelet.py (the root
+It only dials endpoints routed into a network namespace made by devcluster/netkubelet.py (the root
 namespace's route to the IP goes over one of its `mo...` veths); any other endpoint (a kwok pod, whose
 address nothing answers at) counts as a failed request without a packet being sent.
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.netkubelet import ApiError, KubeAPI
+from devcluster.netkubelet import ApiError, KubeAPI
 
 REVISION_LABEL = "modelops.dev/revision"
 # Rows resembling iris (sepal length/width, petal length/width), one per class, jittered per request.

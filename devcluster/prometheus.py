@@ -7,7 +7,7 @@ API server every second and writes a file_sd target file, with the rules of the 
 `prometheus.io/port` annotation, path from `prometheus.io/path`, every second. Every series carries
 `namespace`, `pod` and `pod_revision` (the pod's `modelops.dev/revision` label).
 
-Only pods on NetKubelet nodes (label `modelops.dev/real-pods`, any pool; see tests/cluster/netkubelet.py)
+Only pods on NetKubelet nodes (label `modelops.dev/real-pods`, any pool; see devcluster/netkubelet.py)
 are scraped by default: pods on kwok nodes have addresses nothing answers at, and this harness dials
 only the network namespaces it made.
 
@@ -33,9 +33,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.netkubelet import KubeAPI
+from devcluster.netkubelet import KubeAPI
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BINARY = Path("/usr/bin/prometheus")
 REAL_NODE_LABEL = "modelops.dev/real-pods"
 REVISION_LABEL = "modelops.dev/revision"

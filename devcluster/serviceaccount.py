@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.localcluster import Cluster
+from devcluster.localcluster import Cluster
 
 
 def service_account_kubeconfig(cluster: Cluster, namespace: str, name: str, out: Path,

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.cluster import build
+from devcluster import build
 
 
 def crd_dir() -> Path:
