@@ -30,7 +30,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import binom, chi2
 
 from modelops.drift.psi import psi
 
@@ -50,6 +49,9 @@ def chi2_critical(dof: int, alpha: float) -> float:
     """The value a χ²(dof) variable exceeds with probability `alpha`."""
     if dof < 1:
         raise ValueError(f"degrees of freedom must be at least 1, not {dof}")
+    # Imported here: scipy.stats costs the operator ~40 MiB, and only objects that retrain on drift use it.
+    from scipy.stats import chi2
+
     return float(chi2.isf(alpha, dof))
 
 
@@ -69,6 +71,8 @@ def derived_threshold(samples: int, bins: int, tests: int, alpha: float, floor: 
 @lru_cache(maxsize=4096)
 def underfill_psi(samples: int, bins: int, alpha: float) -> float:
     """PSI of a window whose one bin (baseline share 1/bins) holds its `alpha` lower-quantile count."""
+    from scipy.stats import binom
+
     share = 1.0 / bins
     low = float(binom.ppf(alpha, samples, share))
     rest = (samples - low) / (bins - 1)
