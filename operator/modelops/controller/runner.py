@@ -76,8 +76,8 @@ class Operator:
 
     # ------------------------------------------------------------ events -> keys
 
-    def _enqueue(self, key: Key) -> None:
-        self.queue.add(key)
+    def _enqueue(self, key: Key, urgent: bool = False) -> None:
+        self.queue.add(key, urgent)
         self.metrics.queue_depth.set(self.queue.depth)
 
     def _on_mdep(self, kind: str, obj: Obj) -> None:
@@ -89,7 +89,9 @@ class Operator:
             return
         if kind == "MODIFIED" and self.reconciler.caused_by_us(obj):
             return
-        self._enqueue(key)
+        # Someone's edit or command (or a spec not yet acted on) goes ahead of pod events and timers.
+        observed = (obj.get("status") or {}).get("observedGeneration")
+        self._enqueue(key, urgent=kind == "MODIFIED" or observed != meta.get("generation"))
 
     def _on_child(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}

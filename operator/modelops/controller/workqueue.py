@@ -1,6 +1,8 @@
 """A work queue of object keys, as client-go's: a key is queued at most once however many events
 arrive, one worker handles a key at a time (a key added while it is being handled runs again once
 after), failures come back with per-key exponential backoff, and delayed adds keep only the soonest.
+An urgent add (a person's edit or command) goes ahead of the routine work (pod events, timers,
+resyncs): with a hundred canaries stepping, an edit waits for the workers, not for the whole queue.
 
 Used by `modelops.controller.runner`: watch events and requeue requests `add` keys, a fixed number of
 workers `get` them. Pure asyncio, no I/O; unit-tested on its own.
@@ -42,6 +44,8 @@ class WorkQueue(Generic[K]):
                  on_wait: Callable[[float], None] = lambda seconds: None) -> None:
         self.backoff = backoff or Backoff()
         self._queue: deque[K] = deque()
+        self._urgent: deque[K] = deque()  # handed out before `_queue`
+        self._urgent_keys: set[K] = set()  # queued (or to be re-queued by `done`) as urgent
         self._queued_at: dict[K, float] = {}  # queued keys (the "dirty" set) and when they were added
         self._processing: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
@@ -50,20 +54,34 @@ class WorkQueue(Generic[K]):
         self._shutdown = False
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return self.depth
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._urgent)
 
-    def add(self, key: K) -> None:
-        """Queue `key` now, unless it is already queued; a key being handled runs again after."""
-        if self._shutdown or key in self._queued_at:
+    def add(self, key: K, urgent: bool = False) -> None:
+        """Queue `key` now, unless it is already queued; a key being handled runs again after.
+
+        `urgent` puts it ahead of routine keys, and moves it there if it already waits among them."""
+        if self._shutdown:
+            return
+        if key in self._queued_at:
+            if urgent and key not in self._urgent_keys:
+                self._urgent_keys.add(key)
+                if key not in self._processing:
+                    self._queue.remove(key)  # O(n), but only once per edit
+                    self._urgent.append(key)
             return
         self._queued_at[key] = time.monotonic()
+        if urgent:
+            self._urgent_keys.add(key)
         if key in self._processing:
             return  # `done` queues it
-        self._queue.append(key)
+        self._push(key)
+
+    def _push(self, key: K) -> None:
+        (self._urgent if key in self._urgent_keys else self._queue).append(key)
         asyncio.get_running_loop().create_task(self._notify())
 
     def add_after(self, key: K, delay: float) -> None:
@@ -107,9 +125,10 @@ class WorkQueue(Generic[K]):
     async def get(self) -> K:
         """The next key to handle; the caller must call `done(key)` afterwards."""
         async with self._ready:
-            while not self._queue:
+            while not self._queue and not self._urgent:
                 await self._ready.wait()
-            key = self._queue.popleft()
+            key = self._urgent.popleft() if self._urgent else self._queue.popleft()
+        self._urgent_keys.discard(key)
         added = self._queued_at.pop(key, time.monotonic())
         self._on_wait(time.monotonic() - added)
         self._processing.add(key)
@@ -118,8 +137,7 @@ class WorkQueue(Generic[K]):
     def done(self, key: K) -> None:
         self._processing.discard(key)
         if key in self._queued_at:
-            self._queue.append(key)
-            asyncio.get_running_loop().create_task(self._notify())
+            self._push(key)
 
     def shutdown(self) -> None:
         self._shutdown = True

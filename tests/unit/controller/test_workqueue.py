@@ -70,3 +70,29 @@ async def test_cancel_drops_a_pending_delayed_add() -> None:
     queue.cancel("gone")
     await asyncio.sleep(0.1)
     assert queue.depth == 0
+
+
+async def test_an_urgent_key_goes_ahead_of_routine_ones_and_is_moved_up_if_already_waiting() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    queue.add("d", urgent=True)
+    queue.add("c", urgent=True)  # already waiting at the back: moved ahead, still queued once
+    assert queue.depth == 4
+    assert [await queue.get() for _ in range(4)] == ["d", "c", "a", "b"]
+
+
+async def test_an_urgent_add_while_the_key_is_handled_runs_it_next_ahead_of_routine_keys() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")
+    key = await queue.get()
+    queue.add("b")
+    queue.add("a", urgent=True)
+    queue.done(key)
+    first, second = await queue.get(), await queue.get()
+    assert [first, second] == ["a", "b"]
+    queue.done(first)
+    queue.done(second)
+    queue.add("c")
+    queue.add("a")  # routine again once handled: urgency does not stick
+    assert [await queue.get(), await queue.get()] == ["c", "a"]
