@@ -31,11 +31,11 @@ from devcluster import localcluster
 from devcluster.localcluster import Cluster
 from devcluster.watching import Watcher
 from tests.conftest import OperatorProcess, wait_for
+from tests.gitops import rbac
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 GROUP, VERSION, PLURAL = "modelops.dev", "v1alpha1", "modeldeployments"
 NAME = "iris"
-LEASE_NAME = "modelops-operator"
 LEASE_SECONDS = 5
 RETRY_SLACK_SECONDS = 5  # a standby retries every few seconds; it may notice the lapse one retry late
 REVISION_LABEL = "modelops.dev/revision"
@@ -235,22 +235,33 @@ FAULT_POINTS: dict[str, Callable[[dict[str, Any]], bool]] = {"mid-canary pause":
 # ------------------------------------------------------------------ operators
 
 
+def lease_name(namespace: str) -> str:
+    """One Lease per test, in the operator's own namespace (where the shipped RBAC grants Leases): a
+    leader a test SIGKILLed leaves its Lease held, and the next test must not wait it out."""
+    return f"faults-{namespace}"[:63].rstrip("-")
+
+
 class Operators:
-    """Operator processes of one test, each scoped to the test's namespace (watches and Lease)."""
+    """Operator processes of one test, scoped to the test's namespace, each acting as the operator's
+    ServiceAccount under the shipped RBAC (a permission a fault path needs fails here, not on a user)."""
 
     def __init__(self, cluster: Cluster, namespace: str, log_dir: Path) -> None:
         self.cluster, self.namespace, self.log_dir = cluster, namespace, log_dir
         self.started: list[OperatorProcess] = []
+        self.kubeconfig: Path | None = None
 
     def start(self, *, leader_elect: bool = False) -> OperatorProcess:
+        if self.kubeconfig is None:
+            self.kubeconfig = rbac.operator_kubeconfig(self.cluster, self.log_dir / "operator.kubeconfig")
         index = len(self.started)
         args = ["--namespace", self.namespace, "--workers", "16"]
         if leader_elect:
-            args += ["--leader-elect", "--lease-namespace", self.namespace, "--lease-name", LEASE_NAME,
-                     "--lease-duration", str(LEASE_SECONDS)]
+            args += ["--leader-elect", "--lease-namespace", rbac.OPERATOR_NAMESPACE,
+                     "--lease-name", lease_name(self.namespace), "--lease-duration", str(LEASE_SECONDS)]
         else:
             args += ["--no-leader-elect"]
-        op = OperatorProcess(self.cluster, self.log_dir / f"operator-{index}.log", args)
+        op = OperatorProcess(self.cluster, self.log_dir / f"operator-{index}.log", args,
+                             kubeconfig=self.kubeconfig, pod_namespace=rbac.OPERATOR_NAMESPACE)
         op.start()
         self.started.append(op)
         return op
@@ -259,6 +270,12 @@ class Operators:
         for op in self.started:
             op.stop()
 
+    def refusals(self) -> list[str]:
+        """Lines of the operators' logs in which the shipped RBAC refused a request."""
+        marker = f'forbidden: User "system:serviceaccount:{rbac.OPERATOR_NAMESPACE}:'
+        return [line for op in self.started for line in op.log.read_text(errors="replace").splitlines()
+                if marker in line]
+
 
 @pytest.fixture
 def operators(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Operators]:
@@ -266,6 +283,8 @@ def operators(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Oper
     yield ops
     ops.stop_all()
     print(f"\noperator logs: {tmp_path}")
+    if refused := ops.refusals():
+        pytest.fail("the shipped RBAC refused the operator:\n" + "\n".join(refused[:5]))
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +345,7 @@ def test_etcd_stopped_for_20s_mid_rollout(cluster: Cluster, namespace: str, oper
 
 
 def _lease(cluster: Cluster, namespace: str) -> dict[str, Any]:
-    return get(cluster, namespace, "lease", LEASE_NAME).get("spec") or {}
+    return get(cluster, rbac.OPERATOR_NAMESPACE, "lease", lease_name(namespace)).get("spec") or {}
 
 
 def _leaders(ops: list[OperatorProcess]) -> list[OperatorProcess]:
