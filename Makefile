@@ -126,7 +126,9 @@ grpc-stubs: venv
 	$(BIN)/python -m grpc_tools.protoc -I operator --python_out=operator --pyi_out=operator \
 	  --grpc_python_out=operator operator/modelops/serving/grpc_v2/grpc_predict_v2.proto
 
-# BENCH_ARGS picks parts, e.g. `make bench-controller BENCH_ARGS="--sizes 100 --skip-reaction"`.
+# BENCH_ARGS picks parts, e.g. `make bench-controller BENCH_ARGS="--sizes 100 --skip-reaction"`. The control
+# plane's own floor under the bulk apply (the same objects, no operator):
+# `.venv/bin/python -m benchmarks.controller.floor --size 1000`.
 bench-controller: venv system-deps
 	$(BIN)/python -m benchmarks.controller.run $(BENCH_ARGS)
 
