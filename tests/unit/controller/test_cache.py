@@ -55,3 +55,19 @@ def test_a_pod_whose_model_failed_verification_says_why() -> None:
                                                                               "message": "not found"}}}]}
     assert pod_problem(waiting) == "container server: ImagePullBackOff: not found"
     assert pod_problem({"containerStatuses": [{"name": "server", "state": {"running": {}}}]}) is None
+
+
+def test_compact_keeps_an_object_equal_and_shares_its_strings_with_other_objects() -> None:
+    import json
+
+    from modelops.controller.informer import compact
+
+    text = json.dumps(_deployment("d1", "uid-owner", "r1"))
+    a, b = compact(slim_deployment(json.loads(text))), compact(slim_deployment(json.loads(text)))
+    assert a == slim_deployment(json.loads(text))
+    # Parsed apart (as two watch events are), the same key and label value are one object afterwards.
+    assert next(iter(a["metadata"])) is next(iter(b["metadata"]))
+    assert a["metadata"]["namespace"] is b["metadata"]["namespace"]
+    assert a["metadata"]["labels"]["modelops.dev/revision"] is b["metadata"]["labels"]["modelops.dev/revision"]
+    long = "m" * 500  # a long string (a message) is left as it is
+    assert compact({"message": long})["message"] == long
