@@ -51,3 +51,32 @@ def test_operator_import_path_imports_nothing_heavy() -> None:
 def test_test_only_models_are_not_in_the_product() -> None:
     assert importlib.util.find_spec("modelops.training.wrappers") is None
     assert not list((ROOT / "operator").rglob("*wrappers*.py"))
+
+
+# Importable only with the server or trainer extra: the operator image has none of them.
+NOT_IN_OPERATOR_IMAGE = ("sklearn", "joblib", "skops", "httptools", "orjson", "uvloop", "pyarrow", "boto3",
+                         "grpc", "grpc_health", "google.protobuf", "threadpoolctl", "pandas")
+
+
+def test_the_operator_images_commands_work_without_the_server_and_trainer_extras() -> None:
+    # `modelops --help` builds every subcommand's parser: a flag defined next to server code once
+    # imported orjson there and broke the operator image at build time (found by `make image`).
+    code = (
+        "import sys, importlib.abc\n"
+        f"BLOCKED = {NOT_IN_OPERATOR_IMAGE!r}\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if any(name == b or name.startswith(b + '.') for b in BLOCKED):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (not in the operator image)')\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from modelops.cli.main import main\n"
+        "for argv in (['--help'], ['run', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, (argv, exit.code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "usage: modelops" in out.stdout

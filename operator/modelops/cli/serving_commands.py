@@ -240,10 +240,28 @@ def _register_serve(commands: Any) -> None:
     p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic compared with the baseline")
     p.add_argument("--drift-interval", type=float, default=5.0, help="seconds between PSI updates")
     p.add_argument("--drift-min-rows", type=int, default=100, help="rows needed before PSI is exported")
-    from modelops.serving.feedback import add_arguments as add_feedback_arguments
-
-    add_feedback_arguments(p)
+    _add_feedback_arguments(p)
     p.set_defaults(func=_serve)
+
+
+def _add_feedback_arguments(p: Any) -> None:
+    """The feedback and request-log flags of `modelops serve` (read by serving.feedback.configs_from_args).
+
+    Here, not in serving.feedback: that module needs the server extra (orjson, numpy), and the
+    operator image, which has neither, builds this parser for `modelops --help`."""
+    g = p.add_argument_group("feedback and request log")
+    g.add_argument("--feedback-capacity", type=int, default=65536,
+                   help="prediction rows each worker remembers for joining labels (0: no feedback endpoint)")
+    g.add_argument("--feedback-join-window", type=float, default=3600.0,
+                   help="seconds a prediction waits for its label; later labels count as expired")
+    g.add_argument("--quality-window", type=float, default=600.0,
+                   help="seconds of joined labels behind the rolling accuracy / MAE gauges")
+    g.add_argument("--log-requests-to", metavar="URI",
+                   help="log sampled requests and all labels as Parquet under this directory "
+                        "(file://, pvc://<claim>/<path> or s3://<bucket>/<prefix>)")
+    g.add_argument("--log-sample-rate", type=float, default=1.0, help="share of requests logged (0-1)")
+    g.add_argument("--log-max-rows", type=int, default=50_000, help="rows per Parquet file")
+    g.add_argument("--log-max-seconds", type=float, default=60.0, help="seconds before a Parquet file is written")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -128,6 +128,13 @@ def deployment(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, r
     return body
 
 
+def _owned_metadata(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec) -> dict[str, Any]:
+    """Metadata of a child named like its ModelDeployment (autoscaler, disruption budget)."""
+    return {"name": name, "namespace": namespace,
+            "labels": {**common_labels(name), LABEL_MODEL: spec.model.name},
+            "ownerReferences": [owner_reference(name, uid)]}
+
+
 def autoscaler(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, stable_revision: str) -> dict[str, Any]:
     """HPA mode: the HorizontalPodAutoscaler of the stable track (it follows the stable revision on promotion)."""
     scaling = spec.serving.autoscaling
@@ -136,9 +143,7 @@ def autoscaler(name: str, namespace: str, uid: str, spec: ModelDeploymentSpec, s
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {**common_labels(name), LABEL_MODEL: spec.model.name},
-                     "ownerReferences": [owner_reference(name, uid)]},
+        "metadata": _owned_metadata(name, namespace, uid, spec),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
                                "name": deployment_name(name, stable_revision)},
@@ -251,9 +256,7 @@ def disruption_budget(name: str, namespace: str, uid: str, spec: ModelDeployment
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {**common_labels(name), LABEL_MODEL: spec.model.name},
-                     "ownerReferences": [owner_reference(name, uid)]},
+        "metadata": _owned_metadata(name, namespace, uid, spec),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(name)}},
     }
 

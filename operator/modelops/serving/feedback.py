@@ -437,23 +437,6 @@ class FeedbackPlumbing:
             self.monitor.collect(now)
 
 
-def add_arguments(p: Any) -> None:
-    """The feedback and request-log flags of `modelops serve`."""
-    g = p.add_argument_group("feedback and request log")
-    g.add_argument("--feedback-capacity", type=int, default=65536,
-                   help="prediction rows each worker remembers for joining labels (0: no feedback endpoint)")
-    g.add_argument("--feedback-join-window", type=float, default=3600.0,
-                   help="seconds a prediction waits for its label; later labels count as expired")
-    g.add_argument("--quality-window", type=float, default=600.0,
-                   help="seconds of joined labels behind the rolling accuracy / MAE gauges")
-    g.add_argument("--log-requests-to", metavar="URI",
-                   help="log sampled requests and all labels as Parquet under this directory "
-                        "(file://, pvc://<claim>/<path> or s3://<bucket>/<prefix>)")
-    g.add_argument("--log-sample-rate", type=float, default=1.0, help="share of requests logged (0-1)")
-    g.add_argument("--log-max-rows", type=int, default=50_000, help="rows per Parquet file")
-    g.add_argument("--log-max-seconds", type=float, default=60.0, help="seconds before a Parquet file is written")
-
-
 def configs_from_args(args: Any) -> tuple[FeedbackConfig, Any]:
     """(FeedbackConfig, RequestLogConfig | None) from the parsed flags; ValueError names a bad flag."""
     from modelops.serving.datalog import RequestLogConfig
