@@ -93,9 +93,14 @@ def test_operator_image_runs_help_read_only_as_its_own_user(images: dict[str, Pa
 
 
 def test_operator_image_carries_no_scikit_learn_or_pandas(images: dict[str, Path]) -> None:
-    for module in ("sklearn", "pandas", "numpy", "pyarrow"):
+    for module in ("sklearn", "pandas", "pyarrow", "orjson", "joblib"):
         found = run(images["operator"], "-c", f"import {module}", entrypoint="python3")
         assert found.returncode == 1 and f"No module named '{module}'" in found.stderr, (module, found.stderr)
+    # scipy (and numpy under it) is the operator's: the drift trigger's derived threshold needs it.
+    code = ("from modelops.retraining.threshold import derived_threshold\n"
+            "print(derived_threshold(100, 10, 31, 0.01, 0.1))")
+    threshold = run(images["operator"], "-c", code, entrypoint="python3")
+    assert threshold.returncode == 0 and 0.1 < float(threshold.stdout) < 2.0, threshold.stderr
 
 
 def _free_port() -> int:
