@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from devcluster import localcluster
-from devcluster.operator import CRD_FILE, OperatorProcess
+from devcluster.operator import CRD_FILE, OperatorProcess, parse_metrics
 from devcluster.watching import Watcher
 
 GROUP, VERSION, PLURAL = "modelops.dev", "v1alpha1", "modeldeployments"
@@ -230,6 +230,8 @@ class SizeResult:
     rolling_latency_s: list[float] = field(default_factory=list)
     rolling: int = 0
     still_rolling_at_end: int = 0
+    # The operator's own histograms over the latency run with others rolling: where a change's time goes.
+    rolling_operator: dict[str, float] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, float | None]:
@@ -449,8 +451,10 @@ class Fleet:
             time.sleep(0.2)
         started = sum(1 for n in rolling if len(times.names_of(n)) >= 2)
         say(f"[{self.size}] {started}/{len(rolling)} rolling objects have their canary")
+        before = self._histograms()
         self._latencies(times, ready, self.result.rolling_latency_s, measured, "2",
                         f"while {len(rolling)} others roll")
+        self._split(before, self._histograms())
         with ready.lock:
             self.result.still_rolling_at_end = sum(
                 1 for n in rolling if ((ready.status.get(n) or {}).get("canary") or {}).get("revision")
@@ -460,6 +464,41 @@ class Fleet:
         if rolling and self.result.still_rolling_at_end < len(rolling) // 2:
             self.result.misses.append(f"only {self.result.still_rolling_at_end}/{len(rolling)} were still rolling "
                                       "at the end; raise --pauses")
+
+    def _histograms(self) -> dict[str, dict[str, float]]:
+        """The operator's queue-wait and reconcile-duration histograms: {name: {le or sum/count: value}}."""
+        try:
+            samples = parse_metrics(self.operator.metrics())
+        except OSError:
+            return {}
+        out: dict[str, dict[str, float]] = {}
+        for name in ("modelops_workqueue_wait_seconds", "modelops_reconcile_duration_seconds"):
+            h = {labels["le"]: value for labels, value in samples.get(f"{name}_bucket", [])}
+            h["sum"] = sum(v for _, v in samples.get(f"{name}_sum", []))
+            h["count"] = sum(v for _, v in samples.get(f"{name}_count", []))
+            out[name] = h
+        return out
+
+    def _split(self, before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> None:
+        """Every reconcile in the window (the rolling objects' too): mean queue wait, mean reconcile time,
+        and the share of waits over 1 s: whether a slow change waited for a worker or for the API."""
+        if not before or not after:
+            return
+        figures: dict[str, float] = {}
+        for name, short in (("modelops_workqueue_wait_seconds", "wait"),
+                            ("modelops_reconcile_duration_seconds", "reconcile")):
+            b, a = before[name], after[name]
+            count = a["count"] - b["count"]
+            if count <= 0:
+                continue
+            figures[f"{short}_count"] = count
+            figures[f"{short}_mean_s"] = (a["sum"] - b["sum"]) / count
+            over_1 = count - (a.get("1.0", 0.0) - b.get("1.0", 0.0))
+            figures[f"{short}_over_1s_share"] = over_1 / count
+        self.result.rolling_operator = figures
+        if figures:
+            say(f"[{self.size}] the operator in that window: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in figures.items()))
 
     def _delete_namespace(self) -> None:
         say(f"[{self.size}] deleting namespace {self.namespace}")
