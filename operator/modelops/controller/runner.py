@@ -36,11 +36,16 @@ from modelops.controller.kube import Conflict, Kube
 from modelops.controller.leader import LeaderElector, LeaseConfig
 from modelops.controller.metrics import OperatorMetrics, serve
 from modelops.controller.reconcile import Key, Reconciler
+from modelops.controller.status import ReconcileProblem
 from modelops.controller.workqueue import Backoff, WorkQueue
 from modelops.resources.builders import OWNER_KIND
 from modelops.resources.naming import LABEL_INSTANCE
 
 log = logging.getLogger(__name__)
+
+# The longest wait between looks at an object stuck on a ReconcileProblem (ServiceNotOwned,
+# RouteNotFound, ...): the exponential backoff alone reaches 300 s after a few pod events.
+PROBLEM_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,14 @@ class Operator:
                 self.queue.add_rate_limited(key)
             except asyncio.CancelledError:
                 raise
+            except ReconcileProblem as problem:
+                # Someone else's object in the way, or a route missing: a person fixes it, often
+                # without an event we watch (their Service is not in our cache). Look again at least
+                # every PROBLEM_RECHECK_SECONDS, however often it failed before.
+                result = "error"
+                delay = self.queue.add_rate_limited(key, cap=PROBLEM_RECHECK_SECONDS)
+                log.warning("reconcile of %s/%s: %s (%s); looking again in %.1fs", *key, problem.reason,
+                            problem.message, delay)
             except Exception as error:  # one object's failure must not stop the worker
                 result = "error"
                 delay = self.queue.add_rate_limited(key)

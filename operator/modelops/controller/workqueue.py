@@ -27,10 +27,11 @@ class Backoff:
         self.cap = cap
         self.failures: dict[Hashable, int] = {}
 
-    def next_delay(self, key: Hashable) -> float:
+    def next_delay(self, key: Hashable, cap: float | None = None) -> float:
+        """The delay before `key`'s next try; `cap` (if lower) bounds it for this failure."""
         n = self.failures.get(key, 0)
         self.failures[key] = n + 1
-        return float(min(self.cap, self.base * (2 ** min(n, 40))))
+        return float(min(self.cap if cap is None else min(cap, self.cap), self.base * (2 ** min(n, 40))))
 
     def forget(self, key: Hashable) -> None:
         self.failures.pop(key, None)
@@ -98,9 +99,9 @@ class WorkQueue(Generic[K]):
             pending[1].cancel()
         self._timers[key] = (due, loop.call_at(due, self._fire, key))
 
-    def add_rate_limited(self, key: K) -> float:
-        """Queue `key` after its backoff; returns the delay."""
-        delay = self.backoff.next_delay(key)
+    def add_rate_limited(self, key: K, cap: float | None = None) -> float:
+        """Queue `key` after its backoff (at most `cap` seconds, if given); returns the delay."""
+        delay = self.backoff.next_delay(key, cap)
         self.add_after(key, delay)
         return delay
 

@@ -96,3 +96,12 @@ async def test_an_urgent_add_while_the_key_is_handled_runs_it_next_ahead_of_rout
     queue.add("c")
     queue.add("a")  # routine again once handled: urgency does not stick
     assert [await queue.get(), await queue.get()] == ["c", "a"]
+
+
+def test_a_cap_bounds_one_delay_without_resetting_the_backoff() -> None:
+    backoff = Backoff(base=1.0, cap=300.0)
+    delays = [backoff.next_delay("k") for _ in range(10)]
+    assert delays[-1] == 300.0
+    assert backoff.next_delay("k", cap=30.0) == 30.0  # a problem a person fixes: look again soon
+    assert backoff.next_delay("k") == 300.0  # the count went on
+    assert Backoff(base=1.0, cap=10.0).next_delay("k", cap=30.0) == 1.0  # never above the base curve
