@@ -466,35 +466,46 @@ class Fleet:
                                       "at the end; raise --pauses")
 
     def _histograms(self) -> dict[str, dict[str, float]]:
-        """The operator's queue-wait and reconcile-duration histograms: {name: {le or sum/count: value}}."""
+        """The operator's queue-wait and reconcile-duration histograms, all lanes and the urgent lane
+        alone (a person's edits): {name or name:urgent: {le or sum/count: value}}."""
         try:
             samples = parse_metrics(self.operator.metrics())
         except OSError:
             return {}
+        def total(name: str, series: str, wanted: str | None, le: str | None = None) -> float:
+            return sum(v for labels, v in samples.get(f"{name}_{series}", [])
+                       if (wanted is None or labels.get("lane") == wanted) and (le is None or labels.get("le") == le))
+
         out: dict[str, dict[str, float]] = {}
         for name in ("modelops_workqueue_wait_seconds", "modelops_reconcile_duration_seconds"):
-            h = {labels["le"]: value for labels, value in samples.get(f"{name}_bucket", [])}
-            h["sum"] = sum(v for _, v in samples.get(f"{name}_sum", []))
-            h["count"] = sum(v for _, v in samples.get(f"{name}_count", []))
-            out[name] = h
+            les = {labels["le"] for labels, _ in samples.get(f"{name}_bucket", [])}
+            for suffix, wanted in (("", None), (":urgent", "urgent")):
+                h = {le: total(name, "bucket", wanted, le) for le in les}
+                h["sum"] = total(name, "sum", wanted)
+                h["count"] = total(name, "count", wanted)
+                out[name + suffix] = h
         return out
 
     def _split(self, before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> None:
-        """Every reconcile in the window (the rolling objects' too): mean queue wait, mean reconcile time,
-        and the share of waits over 1 s: whether a slow change waited for a worker or for the API."""
+        """Every reconcile in the window (the rolling objects' too), and the measured edits' own (the
+        urgent lane): mean queue wait, mean reconcile time, and the share over 1 s: whether a slow
+        change waited for a worker or for the API."""
         if not before or not after:
             return
         figures: dict[str, float] = {}
         for name, short in (("modelops_workqueue_wait_seconds", "wait"),
                             ("modelops_reconcile_duration_seconds", "reconcile")):
-            b, a = before[name], after[name]
-            count = a["count"] - b["count"]
-            if count <= 0:
-                continue
-            figures[f"{short}_count"] = count
-            figures[f"{short}_mean_s"] = (a["sum"] - b["sum"]) / count
-            over_1 = count - (a.get("1.0", 0.0) - b.get("1.0", 0.0))
-            figures[f"{short}_over_1s_share"] = over_1 / count
+            for suffix, prefix in (("", ""), (":urgent", "urgent_")):
+                b, a = before.get(name + suffix), after.get(name + suffix)
+                if b is None or a is None:
+                    continue
+                count = a["count"] - b["count"]
+                if count <= 0:
+                    continue
+                figures[f"{prefix}{short}_count"] = count
+                figures[f"{prefix}{short}_mean_s"] = (a["sum"] - b["sum"]) / count
+                over_1 = count - (a.get("1.0", 0.0) - b.get("1.0", 0.0))
+                figures[f"{prefix}{short}_over_1s_share"] = over_1 / count
         self.result.rolling_operator = figures
         if figures:
             say(f"[{self.size}] the operator in that window: " + ", ".join(

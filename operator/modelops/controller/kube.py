@@ -5,18 +5,18 @@ scale, delete with a UID precondition, route updates with a resourceVersion, Eve
 Only the controller imports this. The official client is synchronous; `Kube.call` runs a call on
 a thread pool of its own, sized to the number of workers, so API calls never queue behind
 anything else in the process. Every request is counted by verb and code.
+
+A reconcile's calls run in its lane (`modelops.controller.lanes`): a person's edit goes ahead of
+routine work at the API too, not only in the work queue.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import functools
 import logging
 import os
 import socket
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
@@ -25,6 +25,7 @@ from kubernetes.dynamic import DynamicClient
 
 from modelops.api.models import GROUP, PLURAL, VERSION
 from modelops.controller.informer import Source
+from modelops.controller.lanes import URGENT_THREADS, Lanes
 from modelops.resources.naming import LABEL_MANAGED_BY, MANAGED_BY
 
 FIELD_MANAGER = "modelops"
@@ -54,7 +55,7 @@ class Kube:
             config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
         configuration = client.Configuration.get_default_copy()
         # One pooled connection per thread, plus one per informer stream.
-        configuration.connection_pool_maxsize = threads + 16
+        configuration.connection_pool_maxsize = threads + URGENT_THREADS + 16
         self.api = client.ApiClient(configuration)
         self.custom = client.CustomObjectsApi(self.api)
         self.apps = client.AppsV1Api(self.api)
@@ -64,13 +65,13 @@ class Kube:
         self.autoscaling = client.AutoscalingV2Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
         self.on_request = on_request
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+        self.lanes = Lanes(threads)
+        self.lane = self.lanes.lane
         self._dynamic: DynamicClient | None = None
         self._resources: dict[tuple[str, str], Any] = {}
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await self.lanes.run(fn, *args, **kwargs)
 
     def _counted(self, verb: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:

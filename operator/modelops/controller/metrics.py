@@ -16,6 +16,10 @@ PHASES = ("Pending", "Deploying", "Healthy", "Progressing", "Paused", "Analysing
           "Promoting", "RollingBack", "Degraded", "Aborted", "Failed")
 
 
+def lane(urgent: bool) -> str:
+    return "urgent" if urgent else "routine"
+
+
 class OperatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -23,12 +27,16 @@ class OperatorMetrics:
         self.reconciles = Counter("modelops_reconcile", "Reconciles by result (ok, conflict, error, gone).",
                                   ["result"], registry=r)
         self.reconcile_seconds = Histogram(
-            "modelops_reconcile_duration_seconds", "Time one reconcile took, measurement included.", registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+            "modelops_reconcile_duration_seconds",
+            "Time one reconcile took, measurement included, by lane (urgent: a person's edit or command).",
+            ["lane"], registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.queue_depth = Gauge("modelops_workqueue_depth", "Keys waiting for a worker.", registry=r)
         self.queue_wait = Histogram(
-            "modelops_workqueue_wait_seconds", "Time a key waited in the queue before a worker took it.",
-            registry=r, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+            "modelops_workqueue_wait_seconds", "Time a key waited in the queue before a worker took it, by lane.",
+            ["lane"], registry=r, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        for known in ("urgent", "routine"):  # exported from the start, before the first observation
+            self.queue_wait.labels(lane=known)
+            self.reconcile_seconds.labels(lane=known)
         self.api_requests = Counter("modelops_api_requests", "Requests to the Kubernetes API by verb and code.",
                                     ["verb", "code"], registry=r)
         self.rollouts = Counter("modelops_rollouts", "Finished rollouts by outcome.", ["outcome"], registry=r)
@@ -44,6 +52,9 @@ class OperatorMetrics:
             ["outcome"], registry=r)
         self.objects = Gauge("modelops_cached_objects", "Objects held in the informer caches, by kind.", ["kind"],
                              registry=r)
+
+    def waited(self, seconds: float, urgent: bool) -> None:
+        self.queue_wait.labels(lane=lane(urgent)).observe(seconds)
 
     def api(self, verb: str, code: str) -> None:
         self.api_requests.labels(verb=verb, code=code).inc()

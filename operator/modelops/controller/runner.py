@@ -34,7 +34,7 @@ from modelops.controller.cache import (
 from modelops.controller.informer import Informer, Obj
 from modelops.controller.kube import Conflict, Kube
 from modelops.controller.leader import LeaderElector, LeaseConfig
-from modelops.controller.metrics import OperatorMetrics, serve
+from modelops.controller.metrics import OperatorMetrics, lane, serve
 from modelops.controller.reconcile import Key, Reconciler
 from modelops.controller.status import ReconcileProblem
 from modelops.controller.workqueue import Backoff, WorkQueue
@@ -52,6 +52,7 @@ PROBLEM_RECHECK_SECONDS = 30.0
 class OperatorConfig:
     namespaces: list[str] = field(default_factory=list)  # empty: the whole cluster
     workers: int = 16
+    urgent_workers: int = 2  # more workers that take only people's edits and commands
     metrics_port: int | None = 8080
     leader_elect: bool = True
     lease_namespace: str | None = None
@@ -72,7 +73,7 @@ class Operator:
         self.reconciler = Reconciler(self.kube, self.cache, self.metrics,
                                      prometheus_allow=parse_allow_list(config.prometheus_allow))
         self.queue: WorkQueue[Key] = WorkQueue(Backoff(config.backoff_base, config.backoff_cap),
-                                               on_wait=self.metrics.queue_wait.observe)
+                                               on_wait=self.metrics.waited)
         self.informers: list[Informer] = []
         self.leading = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -142,14 +143,15 @@ class Operator:
     def synced(self) -> bool:
         return all(i.synced.is_set() for i in self.informers)
 
-    async def _worker(self) -> None:
+    async def _worker(self, urgent_only: bool = False) -> None:
         while True:
-            key = await self.queue.get()
+            key, urgent = await self.queue.next(urgent_only)
             self.metrics.queue_depth.set(self.queue.depth)
             started = time.monotonic()
             result = "ok"
             try:
-                delay = await self.reconciler.reconcile(key)
+                with self.kube.lane(urgent):
+                    delay = await self.reconciler.reconcile(key)
                 self.queue.forget(key)
                 if delay is not None:
                     self.queue.add_after(key, max(delay, 0.0))
@@ -174,7 +176,7 @@ class Operator:
             finally:
                 self.queue.done(key)
                 self.metrics.reconciles.labels(result=result).inc()
-                self.metrics.reconcile_seconds.observe(time.monotonic() - started)
+                self.metrics.reconcile_seconds.labels(lane=lane(urgent)).observe(time.monotonic() - started)
 
     async def _resync(self) -> None:
         """Re-queue every cached object now and then, whatever the watches said: no API call."""
@@ -193,6 +195,8 @@ class Operator:
             self._enqueue(key)
         for _ in range(self.config.workers):
             self._tasks.append(asyncio.create_task(self._worker()))
+        for _ in range(self.config.urgent_workers):
+            self._tasks.append(asyncio.create_task(self._worker(urgent_only=True)))
         self._tasks.append(asyncio.create_task(self._resync()))
 
     def _lost(self) -> None:

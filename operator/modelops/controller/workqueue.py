@@ -2,7 +2,9 @@
 arrive, one worker handles a key at a time (a key added while it is being handled runs again once
 after), failures come back with per-key exponential backoff, and delayed adds keep only the soonest.
 An urgent add (a person's edit or command) goes ahead of the routine work (pod events, timers,
-resyncs): with a hundred canaries stepping, an edit waits for the workers, not for the whole queue.
+resyncs): with a hundred canaries stepping, an edit waits for the workers, not for the whole queue,
+and workers that take only urgent keys (`next(urgent_only=True)`) mean it need not wait for a busy
+worker to finish either.
 
 Used by `modelops.controller.runner`: watch events and requeue requests `add` keys, a fixed number of
 workers `get` them. Pure asyncio, no I/O; unit-tested on its own.
@@ -42,7 +44,7 @@ class Backoff:
 
 class WorkQueue(Generic[K]):
     def __init__(self, backoff: Backoff | None = None,
-                 on_wait: Callable[[float], None] = lambda seconds: None) -> None:
+                 on_wait: Callable[[float, bool], None] = lambda seconds, urgent: None) -> None:
         self.backoff = backoff or Backoff()
         self._queue: deque[K] = deque()
         self._urgent: deque[K] = deque()  # handed out before `_queue`
@@ -50,7 +52,9 @@ class WorkQueue(Generic[K]):
         self._queued_at: dict[K, float] = {}  # queued keys (the "dirty" set) and when they were added
         self._processing: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
-        self._ready = asyncio.Condition()
+        lock = asyncio.Lock()
+        self._ready = asyncio.Condition(lock)  # any key: the general workers
+        self._urgent_ready = asyncio.Condition(lock)  # urgent keys: the reserved workers
         self._on_wait = on_wait
         self._shutdown = False
 
@@ -73,6 +77,7 @@ class WorkQueue(Generic[K]):
                 if key not in self._processing:
                     self._queue.remove(key)  # O(n), but only once per edit
                     self._urgent.append(key)
+                    asyncio.get_running_loop().create_task(self._notify(urgent=True))
             return
         self._queued_at[key] = time.monotonic()
         if urgent:
@@ -82,8 +87,9 @@ class WorkQueue(Generic[K]):
         self._push(key)
 
     def _push(self, key: K) -> None:
-        (self._urgent if key in self._urgent_keys else self._queue).append(key)
-        asyncio.get_running_loop().create_task(self._notify())
+        urgent = key in self._urgent_keys
+        (self._urgent if urgent else self._queue).append(key)
+        asyncio.get_running_loop().create_task(self._notify(urgent))
 
     def add_after(self, key: K, delay: float) -> None:
         """Queue `key` after `delay` seconds; an earlier pending add wins over a later one."""
@@ -119,21 +125,35 @@ class WorkQueue(Generic[K]):
         self._timers.pop(key, None)
         self.add(key)
 
-    async def _notify(self) -> None:
+    async def _notify(self, urgent: bool) -> None:
         async with self._ready:
+            # Wake one of each kind for an urgent key: whichever comes first takes it, the other
+            # finds the queue as it is and waits again.
+            if urgent:
+                self._urgent_ready.notify()
             self._ready.notify()
 
     async def get(self) -> K:
         """The next key to handle; the caller must call `done(key)` afterwards."""
+        key, _ = await self.next()
+        return key
+
+    async def next(self, urgent_only: bool = False) -> tuple[K, bool]:
+        """The next key and whether it was queued as urgent; `urgent_only` waits for an urgent one."""
         async with self._ready:
-            while not self._queue and not self._urgent:
-                await self._ready.wait()
-            key = self._urgent.popleft() if self._urgent else self._queue.popleft()
+            if urgent_only:
+                while not self._urgent:
+                    await self._urgent_ready.wait()
+            else:
+                while not self._queue and not self._urgent:
+                    await self._ready.wait()
+            urgent = bool(self._urgent)
+            key = self._urgent.popleft() if urgent else self._queue.popleft()
         self._urgent_keys.discard(key)
         added = self._queued_at.pop(key, time.monotonic())
-        self._on_wait(time.monotonic() - added)
+        self._on_wait(time.monotonic() - added, urgent)
         self._processing.add(key)
-        return key
+        return key, urgent
 
     def done(self, key: K) -> None:
         self._processing.discard(key)

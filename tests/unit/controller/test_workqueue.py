@@ -105,3 +105,36 @@ def test_a_cap_bounds_one_delay_without_resetting_the_backoff() -> None:
     assert backoff.next_delay("k", cap=30.0) == 30.0  # a problem a person fixes: look again soon
     assert backoff.next_delay("k") == 300.0  # the count went on
     assert Backoff(base=1.0, cap=10.0).next_delay("k", cap=30.0) == 1.0  # never above the base curve
+
+
+async def test_a_reserved_worker_takes_only_urgent_keys_and_no_wake_up_is_lost() -> None:
+    waits: list[tuple[float, bool]] = []
+    queue: WorkQueue[str] = WorkQueue(on_wait=lambda seconds, urgent: waits.append((seconds, urgent)))
+    reserved = asyncio.create_task(queue.next(urgent_only=True))
+    general = [asyncio.create_task(queue.next()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    queue.add("routine")
+    await asyncio.sleep(0.01)
+    assert not reserved.done()  # a routine key is not for the reserved worker
+    queue.add("edit", urgent=True)
+    queue.add("routine-2")
+    got = await asyncio.wait_for(asyncio.gather(*general), timeout=5)
+    edit = await asyncio.wait_for(reserved, timeout=5) if ("edit", True) not in got else None
+    handed = sorted([*got, *([edit] if edit else [])])
+    # Every key reached a worker: the reserved one or a general one, whoever woke first.
+    assert {k for k, _ in handed} >= {"routine", "edit"} and ("edit", True) in handed
+    assert sorted(u for _, u in waits) == sorted(u for _, u in handed)
+    for task in (reserved, *general):
+        task.cancel()
+
+
+async def test_a_key_moved_up_to_urgent_wakes_a_reserved_worker() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")  # routine, waiting: no general worker is free
+    await asyncio.sleep(0.01)
+    reserved = asyncio.create_task(queue.next(urgent_only=True))
+    await asyncio.sleep(0.01)
+    assert not reserved.done()
+    queue.add("a", urgent=True)
+    assert await asyncio.wait_for(reserved, timeout=5) == ("a", True)
+    assert queue.depth == 0
