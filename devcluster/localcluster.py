@@ -424,19 +424,20 @@ def stop_component(cluster: Cluster, name: str, timeout: float = 30, crash: bool
         time.sleep(0.05)
 
 
+def port_free(port: int) -> bool:
+    """Whether a server could bind `port` on loopback now."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _wait_ports_free(cluster: Cluster, *ports: int, timeout: float = 30) -> None:
     """A killed Go process can show as exited while its other threads still hold its sockets."""
-    def free() -> bool:
-        for port in ports:
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    return False
-        return True
-
-    _wait(f"ports {ports} free", free, timeout, cluster)
+    _wait(f"ports {ports} free", lambda: all(port_free(port) for port in ports), timeout, cluster)
 
 
 def start_etcd(cluster: Cluster) -> None:

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devcluster.localcluster import port_free
 from devcluster.netkubelet import KubeAPI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,16 +87,6 @@ def pod_targets(pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None) 
     return sorted(groups, key=lambda g: g["targets"][0])
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 class Prometheus:
     """One Prometheus process on 127.0.0.1:<port>; its data survives `stop()` / `start()`."""
 
@@ -133,7 +123,7 @@ class Prometheus:
             raise PrometheusError(f"{BINARY} not found: `apt-get install prometheus` (make system-deps)")
         deadline = time.monotonic() + timeout
         # The previous process may have just exited; its socket can linger for a moment.
-        while not _port_free(self.port):
+        while not port_free(self.port):
             if time.monotonic() > deadline:
                 raise PrometheusError(f"port {self.port} is in use")
             time.sleep(0.2)

@@ -64,9 +64,7 @@ def operator(cluster: localcluster.Cluster, tmp_path: Path) -> Iterator[Operator
     if not exited:  # a pod would be SIGKILLed with its Lease held: the standby waits a lease duration
         pytest.fail("the operator did not exit within 20 s of SIGTERM")
     # A scenario that passed after a retry still shows a refusal here: the install must grant it.
-    denied = [line for line in op.log.read_text(errors="replace").splitlines()
-              if f'forbidden: User "system:serviceaccount:{rbac.OPERATOR_NAMESPACE}:' in line]
-    if denied:
+    if denied := rbac.refusals([op.log]):
         pytest.fail("the shipped RBAC refused the operator:\n" + "\n".join(denied[:5]))
 
 

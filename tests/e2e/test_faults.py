@@ -275,9 +275,7 @@ class Operators:
 
     def refusals(self) -> list[str]:
         """Lines of the operators' logs in which the shipped RBAC refused a request."""
-        marker = f'forbidden: User "system:serviceaccount:{rbac.OPERATOR_NAMESPACE}:'
-        return [line for op in self.started for line in op.log.read_text(errors="replace").splitlines()
-                if marker in line]
+        return rbac.refusals([op.log for op in self.started])
 
 
 @pytest.fixture

@@ -70,3 +70,9 @@ def operator_kubeconfig(cluster: Cluster, path: Path, watch_namespace: str | Non
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
+
+
+def refusals(logs: list[Path]) -> list[str]:
+    """Lines of operator logs in which the shipped RBAC refused one of the operator's requests."""
+    marker = f'forbidden: User "system:serviceaccount:{OPERATOR_NAMESPACE}:'
+    return [line for log in logs for line in log.read_text(errors="replace").splitlines() if marker in line]

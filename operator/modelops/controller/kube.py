@@ -47,7 +47,8 @@ def _code(error: BaseException) -> str:
 class Kube:
     """A thin wrapper over the official client; methods are blocking, run them with `call`."""
 
-    def __init__(self, threads: int = 16, on_request: Callable[[str, str], None] = lambda v, c: None) -> None:
+    def __init__(self, threads: int = 16, urgent_threads: int = URGENT_THREADS,
+                 on_request: Callable[[str, str], None] = lambda v, c: None) -> None:
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
@@ -55,7 +56,7 @@ class Kube:
             config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
         configuration = client.Configuration.get_default_copy()
         # One pooled connection per thread, plus one per informer stream.
-        configuration.connection_pool_maxsize = threads + URGENT_THREADS + 16
+        configuration.connection_pool_maxsize = threads + urgent_threads + 16
         self.api = client.ApiClient(configuration)
         self.custom = client.CustomObjectsApi(self.api)
         self.apps = client.AppsV1Api(self.api)
@@ -65,7 +66,7 @@ class Kube:
         self.autoscaling = client.AutoscalingV2Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
         self.on_request = on_request
-        self.lanes = Lanes(threads)
+        self.lanes = Lanes(threads, urgent_threads)
         self.lane = self.lanes.lane
         self._dynamic: DynamicClient | None = None
         self._resources: dict[tuple[str, str], Any] = {}

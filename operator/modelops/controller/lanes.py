@@ -3,8 +3,8 @@
 On two cores the apiserver's CPU is what an edit waits for when a hundred canaries step at once, and
 the edit's two writes (status, then the canary Deployment) should not queue behind or share it with
 sixteen routine ones. A reconcile runs inside `lane(urgent)`; its calls go through `run`:
-- urgent calls, and calls made outside any reconcile (the leader Lease), run on a small pool of their
-  own, so they never wait for a routine call's thread;
+- urgent calls, and calls made outside any reconcile (the leader Lease), run on a pool of their own
+  (as large as the workers that may take urgent keys), so they never wait for a routine call's thread;
 - while an urgent reconcile is in flight, a routine call holds before it starts, for at most
   `hold` seconds: routine work slows for a moment, it never stops.
 

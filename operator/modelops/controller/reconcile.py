@@ -70,6 +70,7 @@ from modelops.traffic.router import GATEWAY_API, TrafficView, router_for
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 ROUTE_PORT = 80
+WRITES_REMEMBERED = 4
 OUTCOME_EVENTS = {machine.EVENT_PROMOTED: "Promoted", machine.EVENT_ROLLED_BACK: "RolledBack",
                   machine.EVENT_ABORTED: "Aborted"}
 
@@ -109,7 +110,9 @@ class Reconciler:
         # conditions do not flap between retries); lost on restart, when the next attempt finds it again.
         self.errors: dict[Key, ReconcileProblem] = {}
         self._warnings: dict[Key, _Warning] = {}  # aggregated Warning Event of the current error
-        self._written: dict[Key, str] = {}  # resourceVersion of our own last status write
+        # resourceVersions of our own last few status writes: two writes in quick succession (a step,
+        # then its pods Ready) see the first echo arrive after the second write, and it is ours too.
+        self._written: dict[Key, tuple[str, ...]] = {}
         self._session: aiohttp.ClientSession | None = None
         self.retraining = RetrainingShell(kube, cache)
 
@@ -129,7 +132,7 @@ class Reconciler:
         """A watch event that only echoes our own status write needs no reconcile."""
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        return self._written.get(key) == meta.get("resourceVersion")
+        return meta.get("resourceVersion") in self._written.get(key, ())
 
     def forget(self, key: Key) -> None:
         self.errors.pop(key, None)
@@ -424,7 +427,7 @@ class Reconciler:
         written = await self.kube.call(self.kube.replace_status, obj, wire)
         meta = written.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        self._written[key] = str(meta.get("resourceVersion"))
+        self._written[key] = (*self._written.get(key, ())[-(WRITES_REMEMBERED - 1):], str(meta.get("resourceVersion")))
         # Write-through: the next reconcile reads what we wrote even before the watch echoes it.
         current = self.cache.mdeps.get(*key)
         if current is None or current["metadata"].get("resourceVersion") == obj["metadata"].get("resourceVersion"):

@@ -69,7 +69,9 @@ class Operator:
         self.config = config
         self.metrics = OperatorMetrics()
         self.cache = Cache()
-        self.kube = Kube(threads=config.workers, on_request=self.metrics.api)
+        # Every worker may be on an urgent key at once (a GitOps sync of many edits): none waits for a thread.
+        self.kube = Kube(threads=config.workers, urgent_threads=config.workers + config.urgent_workers,
+                         on_request=self.metrics.api)
         self.reconciler = Reconciler(self.kube, self.cache, self.metrics,
                                      prometheus_allow=parse_allow_list(config.prometheus_allow))
         self.queue: WorkQueue[Key] = WorkQueue(Backoff(config.backoff_base, config.backoff_cap),
