@@ -6,7 +6,8 @@ sixteen routine ones. A reconcile runs inside `lane(urgent)`; its calls go throu
 - urgent calls, and calls made outside any reconcile (the leader Lease), run on a pool of their own
   (as large as the workers that may take urgent keys), so they never wait for a routine call's thread;
 - while an urgent reconcile is in flight, a routine call holds before it starts, for at most
-  `hold` seconds: routine work slows for a moment, it never stops.
+  `hold` seconds: routine work slows for a moment, it never stops. An urgent reconcile that waits on
+  something other than the API (a Prometheus query) steps `aside` meanwhile.
 
 Used by `modelops.controller.kube.Kube`; pure asyncio and threads, unit-tested on its own.
 """
@@ -48,16 +49,34 @@ class Lanes:
         """Run the current task's reconcile in the urgent or the routine lane."""
         token = _LANE.set("urgent" if urgent else "routine")
         if urgent:
-            self._in_flight += 1
-            self._clear.clear()
+            self._enter()
         try:
             yield
         finally:
             _LANE.reset(token)
             if urgent:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._clear.set()
+                self._leave()
+
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[None]:
+        """The current urgent reconcile waits on something else: routine calls need not hold for it."""
+        urgent = _LANE.get() == "urgent"
+        if urgent:
+            self._leave()
+        try:
+            yield
+        finally:
+            if urgent:
+                self._enter()
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self._clear.clear()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._clear.set()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

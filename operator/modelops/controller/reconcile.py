@@ -173,20 +173,23 @@ class Reconciler:
         spec_revision = desired_revision(namespace, name, spec, running)
         wanted = spec_revision if model == spec.model else desired_revision(
             namespace, name, spec.model_copy(update={"model": model}), running)
+        with self.kube.lanes.aside():  # a slow Prometheus must not hold routine API calls
+            measurement = await self._measure(spec, status, namespace, name, pods, now)
         observed = Observed(
             generation=generation,
             desired=DesiredRevision(revision=wanted, model=model),
             deployments=observations,
             observed_weight=_observed_weight(spec, status, observations, route, name),
-            measurement=await self._measure(spec, status, namespace, name, pods, now),
+            measurement=measurement,
             commands=parse_commands(meta.get("annotations") or {}),
         )
         decision = next_state(spec, status, observed, now)
         new_status = decision.status
         retrain: RetrainDecision | None = None
         if spec.retraining is not None or status.retraining is not None:
-            seen = await self.retraining.observe(obj, spec, new_status, pods, self.session(), spec_revision,
-                                                 self.prometheus_allow)
+            with self.kube.lanes.aside():  # queries Prometheus and the model servers, not the API
+                seen = await self.retraining.observe(obj, spec, new_status, pods, self.session(), spec_revision,
+                                                     self.prometheus_allow)
             retrain = next_retraining(spec, new_status, seen, now, name)
             new_status = retrain.status
         problem = self.errors.get(key)

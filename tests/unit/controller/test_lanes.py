@@ -71,3 +71,16 @@ async def test_the_hold_is_bounded() -> None:
         await asyncio.wait_for(lanes.run(lambda: None), timeout=5)
     assert time.monotonic() - started >= 0.2
     stuck.cancel()
+
+
+async def test_an_urgent_reconcile_waiting_on_prometheus_holds_nothing_meanwhile() -> None:
+    lanes = Lanes(threads=2, hold=5.0)
+    with lanes.lane(urgent=True):
+        assert lanes.urgent_in_flight == 1
+        with lanes.aside():
+            assert lanes.urgent_in_flight == 0
+            with lanes.lane(urgent=False):
+                await asyncio.wait_for(lanes.run(lambda: None), timeout=1)  # not held
+        assert lanes.urgent_in_flight == 1
+    with lanes.lane(urgent=False), lanes.aside():  # a routine reconcile's aside changes nothing
+        assert lanes.urgent_in_flight == 0
