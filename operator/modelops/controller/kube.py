@@ -183,9 +183,12 @@ class Kube:
     def apply(self, body: dict[str, Any]) -> None:
         """Server-side apply of an object we own; conflicts with other managers are not forced."""
         meta = body["metadata"]
-        self._counted("patch", self._resource(body["apiVersion"], body["kind"]).server_side_apply,
-                      body=body, name=meta["name"], namespace=meta.get("namespace"),
-                      field_manager=FIELD_MANAGER, force_conflicts=False)
+        # serialize=False: the dynamic client would otherwise build a ResourceInstance tree of the whole
+        # answer (managedFields included) that nobody reads; draining the body returns the connection.
+        response = self._counted("patch", self._resource(body["apiVersion"], body["kind"]).server_side_apply,
+                                 body=body, name=meta["name"], namespace=meta.get("namespace"),
+                                 field_manager=FIELD_MANAGER, force_conflicts=False, serialize=False)
+        response.drain_conn()
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         self._counted("patch", self.apps.patch_namespaced_deployment_scale, name, namespace,

@@ -7,13 +7,13 @@ wrapper record into it. Metric names are documented in docs and used by the ship
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-PHASES = ("Pending", "Deploying", "Healthy", "Progressing", "Paused", "Analysing", "Inconclusive",
-          "Promoting", "RollingBack", "Degraded", "Aborted", "Failed")
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 
 def lane(urgent: bool) -> str:
@@ -42,11 +42,8 @@ class OperatorMetrics:
         self.rollouts = Counter("modelops_rollouts", "Finished rollouts by outcome.", ["outcome"], registry=r)
         self.verdicts = Counter("modelops_analysis_verdicts", "Analysis metric verdicts.", ["verdict"], registry=r)
         self.leader = Gauge("modelops_leader", "1 while this replica holds the leader Lease.", registry=r)
-        self.condition = Gauge("modelops_modeldeployment_condition",
-                               "Conditions of each ModelDeployment (1 for the current status).",
-                               ["namespace", "name", "type", "status"], registry=r)
-        self.phase = Gauge("modelops_modeldeployment_phase", "1 for the current phase of each ModelDeployment.",
-                           ["namespace", "name", "phase"], registry=r)
+        self.objects_status = ObjectStatus()
+        r.register(self.objects_status)
         self.retraining_runs = Counter(
             "modelops_retraining_runs", "Retraining runs by outcome (Dropped: a trigger a guardrail dropped).",
             ["outcome"], registry=r)
@@ -61,26 +58,52 @@ class OperatorMetrics:
 
     def object_status(self, namespace: str, name: str, phase: str | None,
                       conditions: list[tuple[str, str]]) -> None:
-        for known in PHASES:
-            self.phase.labels(namespace=namespace, name=name, phase=known).set(1 if known == phase else 0)
-        for type_, status in conditions:
-            for value in ("True", "False", "Unknown"):
-                self.condition.labels(namespace=namespace, name=name, type=type_, status=value).set(
-                    1 if value == status else 0)
+        self.objects_status.set(namespace, name, phase, conditions)
 
     def forget_object(self, namespace: str, name: str) -> None:
         """A deleted ModelDeployment leaves no series behind."""
-        for gauge in (self.phase, self.condition):
-            for labels in list(gauge._metrics):  # prometheus_client has no public "remove matching"
-                if labels[0] == namespace and labels[1] == name:
-                    gauge.remove(*labels)
+        self.objects_status.forget(namespace, name)
+
+
+class ObjectStatus(Collector):
+    """Each ModelDeployment's phase and conditions as series that are 1 for the current value.
+
+    Only the current values are exported (one phase series, one per condition type): exporting every
+    phase and status as 0 or 1 made 30 series per object, 90,000 at 3,000 objects, and rendering them
+    held the event loop for 2 s on each scrape. The shipped alerts and the dashboard select `== 1`.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str], tuple[str | None, tuple[tuple[str, str], ...]]] = {}
+
+    def set(self, namespace: str, name: str, phase: str | None, conditions: list[tuple[str, str]]) -> None:
+        self._objects[(namespace, name)] = (phase, tuple(conditions))
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._objects.pop((namespace, name), None)
+
+    def collect(self) -> Iterator[Metric]:
+        phases = GaugeMetricFamily("modelops_modeldeployment_phase",
+                                   "1 for the current phase of each ModelDeployment.",
+                                   labels=["namespace", "name", "phase"])
+        conditions = GaugeMetricFamily("modelops_modeldeployment_condition",
+                                       "Conditions of each ModelDeployment: 1 for each type's current status.",
+                                       labels=["namespace", "name", "type", "status"])
+        for (namespace, name), (phase, current) in list(self._objects.items()):  # a copy: set() runs meanwhile
+            if phase is not None:
+                phases.add_metric([namespace, name, phase], 1)
+            for type_, status in current:
+                conditions.add_metric([namespace, name, type_, status], 1)
+        yield phases
+        yield conditions
 
 
 async def serve(metrics: OperatorMetrics, port: int, ready: Callable[[], bool]) -> web.AppRunner:
     """Serve /metrics, /healthz and /readyz on `port` (all interfaces: the kubelet and Prometheus scrape it)."""
 
     async def scrape(_: web.Request) -> web.Response:
-        body = generate_latest(metrics.registry)
+        # Rendered on a thread: thousands of objects' series must not hold the event loop.
+        body = await asyncio.to_thread(generate_latest, metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
