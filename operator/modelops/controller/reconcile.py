@@ -113,6 +113,7 @@ class Reconciler:
         # resourceVersions of our own last few status writes: two writes in quick succession (a step,
         # then its pods Ready) see the first echo arrive after the second write, and it is ours too.
         self._written: dict[Key, tuple[str, ...]] = {}
+        self._annotations: dict[Key, int] = {}  # a hash of each object's annotations (commands live there)
         self._session: aiohttp.ClientSession | None = None
         self.retraining = RetrainingShell(kube, cache)
 
@@ -128,16 +129,25 @@ class Reconciler:
         if self._session is not None:
             await self._session.close()
 
-    def caused_by_us(self, obj: dict[str, Any]) -> bool:
-        """A watch event that only echoes our own status write needs no reconcile."""
+    def triage(self, kind: str, obj: dict[str, Any]) -> str | None:
+        """What a ModelDeployment's watch event asks for: None when it only echoes our own status write,
+        "urgent" for a person's edit (a spec not yet observed) or command (its annotations changed),
+        and "routine" for the rest (a relist; an echo that came before our write's answer did)."""
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        return meta.get("resourceVersion") in self._written.get(key, ())
+        if kind == "MODIFIED" and meta.get("resourceVersion") in self._written.get(key, ()):
+            return None
+        annotations = hash(tuple(sorted((meta.get("annotations") or {}).items())))
+        commanded = kind == "MODIFIED" and self._annotations.get(key, annotations) != annotations
+        self._annotations[key] = annotations
+        observed = (obj.get("status") or {}).get("observedGeneration")
+        return "urgent" if commanded or observed != meta.get("generation") else "routine"
 
     def forget(self, key: Key) -> None:
         self.errors.pop(key, None)
         self._warnings.pop(key, None)
         self._written.pop(key, None)
+        self._annotations.pop(key, None)
         self.retraining.forget(key)
         self.metrics.forget_object(*key)
 

@@ -95,11 +95,10 @@ class Operator:
             self.queue.cancel(key)
             self.reconciler.forget(key)
             return
-        if kind == "MODIFIED" and self.reconciler.caused_by_us(obj):
-            return
-        # Someone's edit or command (or a spec not yet acted on) goes ahead of pod events and timers.
-        observed = (obj.get("status") or {}).get("observedGeneration")
-        self._enqueue(key, urgent=kind == "MODIFIED" or observed != meta.get("generation"))
+        asks = self.reconciler.triage(kind, obj)
+        if asks is not None:
+            # Someone's edit or command (or a spec not yet acted on) goes ahead of pod events and timers.
+            self._enqueue(key, urgent=asks == "urgent")
 
     def _on_child(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}

@@ -1,5 +1,6 @@
-"""A watch event that only echoes one of our own status writes queues nothing, even when it arrives
-after a later write of ours; anyone else's change to the object is not mistaken for an echo."""
+"""Which ModelDeployment watch events are a person's: an echo of one of our own status writes queues
+nothing, even when it arrives after a later write of ours; an edit or a command is urgent; an echo
+that beats our write's answer, or a relist, is routine."""
 
 from __future__ import annotations
 
@@ -26,24 +27,42 @@ class _StatusWrites:
         return {**obj, "metadata": meta, "status": status}
 
 
-def _mdep(version: str) -> dict[str, Any]:
+def _mdep(version: str, generation: int = 1, observed: int | None = 1,
+          annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return {"apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment",
-            "metadata": {"namespace": "ns", "name": "iris", "uid": "u1", "resourceVersion": version}}
+            "metadata": {"namespace": "ns", "name": "iris", "uid": "u1", "resourceVersion": version,
+                         "generation": generation, "annotations": annotations or {}},
+            "status": {} if observed is None else {"observedGeneration": observed}}
+
+
+def _reconciler() -> Reconciler:
+    return Reconciler(_StatusWrites(), Cache(), OperatorMetrics())  # type: ignore[arg-type]
 
 
 async def test_late_echoes_of_our_writes_are_ours_and_a_new_version_is_not() -> None:
-    cache = Cache()
-    reconciler = Reconciler(_StatusWrites(), cache, OperatorMetrics())  # type: ignore[arg-type]
+    reconciler = _reconciler()
     obj = _mdep("1")
-    cache.mdeps.put(("ns", "iris"), obj)
+    reconciler.cache.mdeps.put(("ns", "iris"), obj)
+    assert reconciler.triage("ADDED", obj) == "routine"
     written = []
     for message in ("step 1", "step 1: pods ready", "step 2"):
         obj = await reconciler._write_status(obj, ModelDeploymentStatus(message=message))
         written.append(obj["metadata"]["resourceVersion"])
     assert written == ["100", "101", "102"]
     # The watch delivers the echo of the first write after the third write.
-    assert all(reconciler.caused_by_us(_mdep(v)) for v in written)
-    assert not reconciler.caused_by_us(_mdep("1"))  # the version before our writes
-    assert not reconciler.caused_by_us(_mdep("103"))  # someone's edit after them
+    assert all(reconciler.triage("MODIFIED", _mdep(v)) is None for v in written)
+    assert reconciler.triage("MODIFIED", _mdep("103")) == "routine"  # someone's label, say
     reconciler.forget(("ns", "iris"))
-    assert not reconciler.caused_by_us(_mdep("102"))
+    assert reconciler.triage("MODIFIED", _mdep("102")) == "routine"
+
+
+def test_an_edit_a_command_and_a_new_object_are_urgent_and_nothing_else_is() -> None:
+    reconciler = _reconciler()
+    assert reconciler.triage("ADDED", _mdep("1", generation=1, observed=None)) == "urgent"  # new
+    assert reconciler.triage("MODIFIED", _mdep("2", generation=1, observed=1)) == "routine"  # our echo, early
+    assert reconciler.triage("MODIFIED", _mdep("3", generation=2, observed=1)) == "urgent"  # spec edited
+    command = {"modelops.dev/abort": '{"nonce": "1"}'}
+    assert reconciler.triage("MODIFIED", _mdep("4", generation=2, observed=2, annotations=command)) == "urgent"
+    assert reconciler.triage("MODIFIED", _mdep("5", generation=2, observed=2, annotations=command)) == "routine"
+    # A relist after an expired watch: only what is not yet observed is urgent.
+    assert reconciler.triage("ADDED", _mdep("6", generation=2, observed=2, annotations=command)) == "routine"

@@ -3,9 +3,8 @@ nothing else, and nothing left once the object is gone."""
 
 from __future__ import annotations
 
-from prometheus_client import generate_latest
-
 from modelops.controller.metrics import OperatorMetrics
+from prometheus_client import generate_latest
 
 
 def _lines(metrics: OperatorMetrics, prefix: str) -> list[str]:
