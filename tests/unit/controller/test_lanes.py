@@ -84,3 +84,33 @@ async def test_an_urgent_reconcile_waiting_on_prometheus_holds_nothing_meanwhile
         assert lanes.urgent_in_flight == 1
     with lanes.lane(urgent=False), lanes.aside():  # a routine reconcile's aside changes nothing
         assert lanes.urgent_in_flight == 0
+
+
+async def test_routine_calls_in_flight_are_bounded_and_urgent_ones_are_not() -> None:
+    lanes = Lanes(threads=16, urgent_threads=8, routine_limit=2)
+    gate = threading.Event()
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def busy() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        gate.wait(5)
+        with lock:
+            running -= 1
+
+    async def routine() -> None:
+        with lanes.lane(urgent=False):
+            await lanes.run(busy)
+
+    calls = [asyncio.create_task(routine()) for _ in range(6)]
+    await asyncio.sleep(0.1)
+    assert most == 2
+    with lanes.lane(urgent=True):
+        await asyncio.wait_for(lanes.run(lambda: None), timeout=2)  # not behind the routine ones
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(*calls), timeout=5)
+    assert most == 2
