@@ -11,6 +11,8 @@ annotations are written, never spec: Git owns spec. This module is the I/O shell
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -171,15 +173,19 @@ def _status(args: argparse.Namespace, target: Target, out: TextIO) -> int:
         return 0
     # On a terminal each change redraws the screen; into a pipe, views follow one another.
     before = CLEAR_SCREEN if out.isatty() else "\n"
-    try:
-        for event_type, changed in _follow(target, obj):
-            if event_type == "DELETED":
-                raise PluginError(f'modeldeployment "{target.name}" in namespace "{target.namespace}" was deleted')
-            _print_status(changed, out, before)
-    except KeyboardInterrupt:
-        # Ctrl-C is how a watch ends; not an error.
+
+    def ctrl_c(signum: int, frame: Any) -> None:
+        # Ctrl-C is how a watch ends, not an error, and a read-only watch has nothing to clean up: exit
+        # at once. A KeyboardInterrupt that lands in a finalizer is swallowed, and the watch goes on.
         out.write("\n")
         out.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGINT, ctrl_c)
+    for event_type, changed in _follow(target, obj):
+        if event_type == "DELETED":
+            raise PluginError(f'modeldeployment "{target.name}" in namespace "{target.namespace}" was deleted')
+        _print_status(changed, out, before)
     return 0
 
 
