@@ -199,6 +199,11 @@ def _running(cluster: Cluster) -> dict[str, int]:
     return out
 
 
+def processes(cluster: Cluster) -> dict[str, int]:
+    """The control plane's running processes by name (etcd, kube-apiserver, ...) and their pids."""
+    return _running(cluster)
+
+
 def _ssl_context(cluster: Cluster) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
     ctx.load_cert_chain(str(cluster.pki / "admin.crt"), str(cluster.pki / "admin.key"))

@@ -207,6 +207,45 @@ def request_rate(cluster: localcluster.Cluster, window_s: float) -> tuple[float,
     return sum(by_key.values()), by_key
 
 
+class BulkCost:
+    """What a stretch of work cost the control plane: API requests by (verb, resource), from the API
+    server's own counter, and CPU seconds by process (the control plane's, plus any named pid)."""
+
+    def __init__(self, cluster: localcluster.Cluster, extra: dict[str, int] | None = None) -> None:
+        self.cluster = cluster
+        self.pids = {**localcluster.processes(cluster), **(extra or {})}
+        self.requests0 = request_counts(cluster)
+        self.cpu0 = self._cpu()
+
+    def _cpu(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                out[name] = proc_sample(pid).cpu_s
+        return out
+
+    def read(self) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+        """Requests and CPU seconds since this meter was made."""
+        after = request_counts(self.cluster)
+        requests = {k: v - self.requests0.get(k, 0.0) for k, v in after.items() if v - self.requests0.get(k, 0.0) > 0}
+        cpu = {k: v - self.cpu0[k] for k, v in self._cpu().items() if k in self.cpu0}
+        return requests, cpu
+
+
+READ_VERBS = {"GET", "LIST", "WATCH"}
+
+
+def describe_cost(size: int, requests: dict[tuple[str, str], float], cpu: dict[str, float]) -> str:
+    """Writes per object by (verb, resource), reads per object, and CPU seconds by process, in one line each."""
+    writes = sorted(((v, r, n) for (v, r), n in requests.items() if v not in READ_VERBS), key=lambda t: -t[2])
+    reads = sum(n for (v, _), n in requests.items() if v in READ_VERBS)
+    total_writes = sum(n for *_, n in writes)
+    by_kind = ", ".join(f"{v} {r} {n / size:.2f}" for v, r, n in writes if n / size >= 0.01)
+    lines = [f"writes per object {total_writes / size:.2f} ({by_kind}); reads per object {reads / size:.2f}",
+             "CPU seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda t: -t[1]))]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ one fleet size
 
 
@@ -232,6 +271,9 @@ class SizeResult:
     still_rolling_at_end: int = 0
     # The operator's own histograms over the latency run with others rolling: where a change's time goes.
     rolling_operator: dict[str, float] = field(default_factory=dict)
+    # What the bulk apply cost the control plane, apply -> all Ready: requests and CPU seconds by process.
+    bulk_requests: dict[str, float] = field(default_factory=dict)
+    bulk_cpu_s: dict[str, float] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, float | None]:
@@ -337,6 +379,7 @@ class Fleet:
                 created += 1
 
         cpu0 = proc_sample(self.operator.pid).cpu_s
+        cost = BulkCost(self.cluster, {"operator": self.operator.pid})
         started = time.monotonic()
         pool = ThreadPoolExecutor(self.opts.workers)
         futures = [pool.submit(create, n) for n in self.names]
@@ -366,6 +409,10 @@ class Fleet:
         pool.shutdown()
         self.result.ready_count = ready.count()
         self.result.cpu_to_ready_s = proc_sample(self.operator.pid).cpu_s - cpu0
+        requests, self.result.bulk_cpu_s = cost.read()
+        self.result.bulk_requests = {f"{v} {r}": n for (v, r), n in requests.items()}
+        for line in describe_cost(self.size, requests, self.result.bulk_cpu_s).splitlines():
+            say(f"[{self.size}] bulk apply cost: {line}")
         say(f"[{self.size}] {self.result.ready_count}/{self.size} Ready after "
             f"{self.result.ready_s if self.result.ready_s is not None else float('nan'):.1f}s "
             f"(creates sent in {self.result.create_s:.1f}s; operator CPU {self.result.cpu_to_ready_s:.1f}s)")
@@ -512,26 +559,32 @@ class Fleet:
                 f"{k} {v:.3f}" for k, v in figures.items()))
 
     def _delete_namespace(self) -> None:
-        say(f"[{self.size}] deleting namespace {self.namespace}")
-        # Objects left with finalizers by an operator that is no longer running would keep the
-        # namespace forever: clear them first.
-        with contextlib.suppress(Exception):
-            listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
-            stuck = [i["metadata"]["name"] for i in listed.get("items", []) if i["metadata"].get("finalizers")]
-            with ThreadPoolExecutor(self.opts.workers) as pool:
-                list(pool.map(lambda n: self.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, n, {"metadata": {"finalizers": None}}), stuck))
-        self.cluster.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
-        started = time.monotonic()
-        while time.monotonic() - started < 600:
-            if not self.cluster.kubectl("get", "namespace", self.namespace, "-o", "name", check=False).strip():
-                say(f"[{self.size}] namespace gone after {time.monotonic() - started:.0f}s")
-                return
-            if int(time.monotonic() - started) % 15 == 0:
-                pods = self.cluster.kubectl("get", "pods", "-n", self.namespace, "-o", "name", check=False)
-                say(f"[{self.size}] waiting for the namespace to go: {len(pods.split())} pods left")
-            time.sleep(1)
-        say(f"[{self.size}] namespace {self.namespace} still terminating after 600s; going on")
+        delete_namespace(self.cluster, self.custom, self.namespace, self.opts.workers, f"[{self.size}]")
+
+
+def delete_namespace(cluster: localcluster.Cluster, custom: Any, namespace: str, workers: int, tag: str) -> None:
+    """Delete a benchmark's namespace and wait (at most 600 s) until it is gone: a run that starts while
+    the last one's objects are still being removed would share the operator and the apiserver with them."""
+    say(f"{tag} deleting namespace {namespace}")
+    # Objects left with finalizers by an operator that is no longer running would keep the
+    # namespace forever: clear them first.
+    with contextlib.suppress(Exception):
+        listed = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        stuck = [i["metadata"]["name"] for i in listed.get("items", []) if i["metadata"].get("finalizers")]
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda n: custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, n, {"metadata": {"finalizers": None}}), stuck))
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    started = time.monotonic()
+    while time.monotonic() - started < 600:
+        if not cluster.kubectl("get", "namespace", namespace, "-o", "name", check=False).strip():
+            say(f"{tag} namespace gone after {time.monotonic() - started:.0f}s")
+            return
+        if int(time.monotonic() - started) % 15 == 0:
+            pods = cluster.kubectl("get", "pods", "-n", namespace, "-o", "name", check=False)
+            say(f"{tag} waiting for the namespace to go: {len(pods.split())} pods left")
+        time.sleep(1)
+    say(f"{tag} namespace {namespace} still terminating after 600s; going on")
 
 
 # ------------------------------------------------------------------ report

@@ -25,7 +25,18 @@ from modelops.api.models import ModelDeploymentSpec
 from modelops.resources import builders
 from modelops.resources.naming import desired_revision
 
-from benchmarks.controller.fleet import GROUP, HOLD_STEPS, PLURAL, VERSION, api_client, mdep, say
+from benchmarks.controller.fleet import (
+    GROUP,
+    HOLD_STEPS,
+    PLURAL,
+    VERSION,
+    BulkCost,
+    api_client,
+    delete_namespace,
+    describe_cost,
+    mdep,
+    say,
+)
 from devcluster import localcluster
 from devcluster.operator import CRD_FILE
 from devcluster.watching import Watcher
@@ -88,6 +99,7 @@ def run(cluster: localcluster.Cluster, size: int, workers: int, timeout_s: float
         with Watcher(api, namespace, "apps", "v1", "deployments", ready):
             say(f"[floor {size}] creating {size} ModelDeployments and their children in {namespace}, "
                 f"no operator ({workers} client threads)")
+            cost = BulkCost(cluster)
             started = time.monotonic()
             with ThreadPoolExecutor(workers) as pool:
                 futures = [pool.submit(create_one, api, namespace, f"m{i:05d}") for i in range(size)]
@@ -110,8 +122,12 @@ def run(cluster: localcluster.Cluster, size: int, workers: int, timeout_s: float
                     f.result()  # raise what failed
         if result is not None:
             say(f"[floor {size}] every Deployment Ready {result:.1f}s after the first create")
+            for line in describe_cost(size, *cost.read()).splitlines():
+                say(f"[floor {size}] cost: {line}")
     finally:
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        from kubernetes import client
+
+        delete_namespace(cluster, client.CustomObjectsApi(api), namespace, workers, f"[floor {size}]")
         localcluster.remove_kwok_nodes(cluster)
     return result
 

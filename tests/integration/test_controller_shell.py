@@ -176,3 +176,36 @@ def test_an_idle_fleet_costs_no_api_requests_even_across_resyncs(
         assert 'modelops_modeldeployment_phase{name="iris-0",namespace="' in text
     finally:
         op.stop()
+
+
+def test_a_child_created_by_post_is_fully_owned_by_later_applies(
+        cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Children are created with a plain POST (half the API server's CPU of an apply) and changed by
+    server-side apply: a field the create set and the apply leaves out (say, what an operator upgrade
+    drops from the pod template) is removed, not kept under the create's Update entry."""
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    from modelops.api.models import ModelDeploymentSpec
+    from modelops.resources import builders
+
+    manifest = json.loads(_sample())
+    spec = ModelDeploymentSpec.model_validate(manifest["spec"])
+    body = builders.deployment("iris", namespace, "00000000-0000-0000-0000-000000000001", spec, "r1", 0)
+    old = json.loads(json.dumps(body))
+    old["spec"]["template"]["metadata"]["labels"]["example.com/dropped"] = "1"
+    old["metadata"]["annotations"]["example.com/dropped"] = "1"
+    kube = Kube(threads=1)
+    created = kube.create(old)
+    assert created is not None and created["metadata"]["labels"] == body["metadata"]["labels"]
+    assert kube.create(old) is None  # the name is taken: the caller looks before it applies
+    kube.apply(body)
+    live = kube.get("apps/v1", "Deployment", namespace, body["metadata"]["name"])
+    assert live is not None
+    assert "example.com/dropped" not in live["spec"]["template"]["metadata"]["labels"]
+    assert "example.com/dropped" not in live["metadata"]["annotations"]
+    ours = [(e["operation"], e.get("subresource")) for e in live["metadata"]["managedFields"]
+            if e["manager"] == "modelops"]
+    assert ours == [("Apply", None)]
+    # A second apply has nothing left to hand over and changes nothing.
+    kube.apply(body)
+    again = kube.get("apps/v1", "Deployment", namespace, body["metadata"]["name"])
+    assert again is not None and again["metadata"]["generation"] == live["metadata"]["generation"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.controller.informer import Obj, Store
+from modelops.controller.informer import Obj, Store, compact, key_of
 from modelops.resources.builders import TEMPLATE_HASH
 from modelops.resources.jobs import LABEL_RUN
 from modelops.resources.naming import LABEL_INSTANCE, LABEL_REVISION
@@ -106,6 +106,11 @@ def slim_mdep(obj: Obj) -> Obj:
     return {**obj, "metadata": meta}
 
 
+# The children the operator applies, and how the informers slim each of them.
+_WRITE_THROUGH = {"Deployment": slim_deployment, "Service": slim_service, "PodDisruptionBudget": slim_spec,
+                  "HorizontalPodAutoscaler": slim_spec}
+
+
 @dataclass(frozen=True)
 class PodView:
     name: str
@@ -126,6 +131,16 @@ class Cache:
         self.budgets = Store({OWNER_INDEX: _owner_index})
         self.autoscalers = Store({OWNER_INDEX: _owner_index})
         self.routes = Store()
+
+    def remember_created(self, obj: Obj) -> None:
+        """Write-through of a child we just created, as the API server answered: until its watch event
+        arrives, the next reconcile (a pod event, say) would otherwise find it missing and write it again.
+        Only an absent entry is filled: whatever the watch has delivered is as new or newer."""
+        slim = _WRITE_THROUGH.get(str(obj.get("kind")))
+        store = self.stores().get(str(obj.get("kind")))
+        key = key_of(obj)
+        if slim is not None and store is not None and store.get(*key) is None:
+            store.put(key, compact(slim(obj)))
 
     def stores(self) -> dict[str, Store]:
         return {"ModelDeployment": self.mdeps, "Deployment": self.deployments, "Pod": self.pods,

@@ -13,6 +13,7 @@ routine work at the API too, not only in the work queue.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -42,6 +43,37 @@ class Conflict(Exception):
 
 def _code(error: BaseException) -> str:
     return str(error.status) if isinstance(error, ApiException) else "error"
+
+
+def applied_managed_fields(entries: list[dict[str, Any]], manager: str) -> list[dict[str, Any]] | None:
+    """`entries` (an object's managedFields) with `manager`'s Update entries merged into its Apply entry,
+    so a server-side apply by `manager` owns what its earlier plain writes set; None: nothing to change."""
+    def ours(entry: dict[str, Any], operation: str) -> bool:
+        return bool(entry.get("manager") == manager and entry.get("operation") == operation
+                    and not entry.get("subresource"))
+
+    updates = [e for e in entries if ours(e, "Update")]
+    if not updates:
+        return None
+    out = [dict(e) for e in entries if not ours(e, "Update")]
+    applied = next((e for e in out if ours(e, "Apply")), None)
+    for update in updates:
+        if applied is None:
+            applied = {**update, "operation": "Apply"}
+            out.append(applied)
+        elif applied.get("apiVersion") == update.get("apiVersion"):
+            applied["fieldsV1"] = _union(applied.get("fieldsV1") or {}, update.get("fieldsV1") or {})
+        # Another apiVersion's field set cannot be merged into this one: dropped (the fields keep their
+        # values; the next apply owns again what it sets).
+    return out
+
+
+def _union(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two fieldsV1 sets (trees of {"f:name": {...}, ".": {}}) as one."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _union(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 class Kube:
@@ -137,15 +169,6 @@ class Kube:
 
     # ------------------------------------------------------------ reads the cache cannot answer
 
-    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A Service that is not in our cache (not labelled by us): is someone else's in the way?"""
-        try:
-            return self._plain(self._counted("get", self.core.read_namespaced_service, name, namespace))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
     def get_autoscaler(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A HorizontalPodAutoscaler not in our cache (not labelled by us): is someone else's in the way?"""
         try:
@@ -180,15 +203,78 @@ class Kube:
                 raise Conflict(f"{meta['namespace']}/{meta['name']}: {error.reason}") from error
             raise
 
-    def apply(self, body: dict[str, Any]) -> None:
-        """Server-side apply of an object we own; conflicts with other managers are not forced."""
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object as the API server holds it (managedFields included), or None."""
+        try:
+            response = self._counted("get", self._resource(api_version, kind).get, name=name, namespace=namespace,
+                                     serialize=False)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return self._answer(response, {"apiVersion": api_version, "kind": kind})
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a child we own with a plain POST; None when an object of that name exists already.
+
+        A create costs the API server about half of what a server-side apply of the same object does
+        (9-10 against 16-19 ms of its CPU per Deployment, measured here), and a fleet's bulk apply is
+        bound by that CPU. Later changes go through `apply`, which takes over what this create set."""
         meta = body["metadata"]
+        try:
+            response = self._counted("create", self._resource(body["apiVersion"], body["kind"]).create,
+                                     body=body, namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
+                                     serialize=False)
+        except ApiException as error:
+            if error.status == 409:
+                return None
+            raise
+        return self._answer(response, body)
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of an object we own (conflicts with other managers are not forced); returns
+        the object as the API server now holds it."""
+        meta = body["metadata"]
+        resource = self._resource(body["apiVersion"], body["kind"])
+        self._own_created_fields(resource, body)
         # serialize=False: the dynamic client would otherwise build a ResourceInstance tree of the whole
-        # answer (managedFields included) that nobody reads; draining the body returns the connection.
-        response = self._counted("patch", self._resource(body["apiVersion"], body["kind"]).server_side_apply,
+        # answer; plain JSON is all the cache needs.
+        response = self._counted("patch", resource.server_side_apply,
                                  body=body, name=meta["name"], namespace=meta.get("namespace"),
                                  field_manager=FIELD_MANAGER, force_conflicts=False, serialize=False)
-        response.drain_conn()
+        return self._answer(response, body)
+
+    def _own_created_fields(self, resource: Any, body: dict[str, Any]) -> None:
+        """Hand what our own plain create set (an Update entry of our manager) to our Apply entry, as
+        client-go's csaupgrade does: otherwise a field the create set and a later apply leaves out would
+        stay, owned by the Update entry, instead of being removed."""
+        meta = body["metadata"]
+        live = self.get(body["apiVersion"], body["kind"], meta.get("namespace"), meta["name"])
+        if live is None:
+            return
+        entries = applied_managed_fields(live["metadata"].get("managedFields") or [], FIELD_MANAGER)
+        if entries is None:
+            return
+        # The resourceVersion makes it conditional: a change in between fails with 409 and is retried.
+        patch = {"metadata": {"resourceVersion": live["metadata"]["resourceVersion"], "managedFields": entries}}
+        try:
+            response = self._counted("patch", resource.patch, body=patch, name=meta["name"],
+                                     namespace=meta.get("namespace"), content_type="application/merge-patch+json",
+                                     serialize=False)
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"{body['kind']} {meta['name']}: changed while taking over its fields") from error
+            raise
+        self._answer(response, body)
+
+    def _answer(self, response: Any, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            answer = cast(dict[str, Any], json.loads(response.data))
+        finally:
+            response.release_conn()
+        answer.setdefault("apiVersion", body["apiVersion"])
+        answer.setdefault("kind", body["kind"])
+        return answer
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         self._counted("patch", self.apps.patch_namespaced_deployment_scale, name, namespace,

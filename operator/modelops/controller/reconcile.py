@@ -340,7 +340,8 @@ class Reconciler:
                     "waiting for it to be removed"))
             body = builders.deployment(name, namespace, uid, spec.model_copy(update={"model": model}),
                                        action.revision, action.replicas)
-            await self.kube.call(self.kube.apply, body)
+            await self._create(body, uid, lambda: ReconcileProblem(REASON_NAME_TAKEN, (
+                f"Deployment {dep_name} belongs to another owner; waiting for it to be removed")))
             return
         autoscaled = spec.serving.autoscaling is not None and action.track == "stable"
         if action.track == "stable" and not rolling:
@@ -354,7 +355,7 @@ class Reconciler:
                 await self._post(obj, EmitEvent("Normal", "PodTemplateUpdated", (
                     f"the pod template of revision {action.revision} changed (operator upgrade: "
                     f"{running or 'none'} -> {wanted}); rolling update with no pod unavailable")))
-                await self.kube.call(self.kube.apply, body)
+                await self._apply(body)
                 return
         if autoscaled:
             return  # HPA mode: the autoscaler sizes the stable track; the operator reads, never writes it
@@ -363,30 +364,51 @@ class Reconciler:
             await self.kube.call(self.kube.scale_deployment, namespace, current["metadata"]["name"],
                                  action.replicas)
 
+    async def _apply(self, body: dict[str, Any]) -> None:
+        self.cache.remember_created(await self.kube.call(self.kube.apply, body))
+
+    async def _create(self, body: dict[str, Any], uid: str, not_ours: Callable[[], ReconcileProblem | None]) -> None:
+        """A child missing from our cache: created (cheaper for the API server than an apply); when its name
+        is taken, applied to if it is ours after all (the cache lagged), else `not_ours()` is raised."""
+        created = await self.kube.call(self.kube.create, body)
+        if created is not None:
+            self.cache.remember_created(created)
+            return
+        meta = body["metadata"]
+        found = await self.kube.call(self.kube.get, body["apiVersion"], body["kind"], meta["namespace"], meta["name"])
+        if found is not None and not owned_by(found, uid):
+            problem = not_ours()
+            if problem is not None:
+                raise problem
+            return
+        await self._apply(body)
+
     async def _ensure_service(self, desired: dict[str, Any], uid: str) -> None:
-        """Apply our Service when it is missing or differs; never take over someone else's."""
+        """Create or apply our Service when it is missing or differs; never take over someone else's."""
         meta = desired["metadata"]
         cached = self.cache.services.get(meta["namespace"], meta["name"])
         if cached is None:
-            # Not in our cache (which holds only Services labelled by us): is a user's in the way?
-            found = await self.kube.call(self.kube.get_service, meta["namespace"], meta["name"])
-            if found is not None and not owned_by(found, uid):
-                raise ReconcileProblem(REASON_SERVICE_NOT_OWNED, (
-                    f"Service {meta['name']} exists and is not owned by this ModelDeployment; "
-                    "it is left alone (rename or delete it to let modelops manage it)"))
-        elif not owned_by(cached, uid):
+            # Not in our cache (which holds only Services labelled by us): a user's may be in the way.
+            await self._create(desired, uid, lambda: ReconcileProblem(REASON_SERVICE_NOT_OWNED, (
+                f"Service {meta['name']} exists and is not owned by this ModelDeployment; "
+                "it is left alone (rename or delete it to let modelops manage it)")))
+            return
+        if not owned_by(cached, uid):
             raise ReconcileProblem(REASON_SERVICE_NOT_OWNED, (
                 f"Service {meta['name']} belongs to another owner; it is left alone"))
         elif _service_matches(cached, desired):
             return
-        await self.kube.call(self.kube.apply, desired)
+        await self._apply(desired)
 
     async def _ensure_budget(self, desired: dict[str, Any], uid: str) -> None:
         meta = desired["metadata"]
         cached = self.cache.budgets.get(meta["namespace"], meta["name"])
-        if cached is not None and (not owned_by(cached, uid) or cached.get("spec") == desired["spec"]):
+        if cached is None:
+            await self._create(desired, uid, lambda: None)  # someone else's: left alone
+            return
+        if not owned_by(cached, uid) or cached.get("spec") == desired["spec"]:
             return  # ours and as wanted, or someone else's (left alone)
-        await self.kube.call(self.kube.apply, desired)
+        await self._apply(desired)
 
     async def _ensure_autoscaler(self, name: str, namespace: str, uid: str, spec: ModelDeploymentSpec,
                                  stable: str | None) -> None:
@@ -407,7 +429,7 @@ class Reconciler:
         desired = builders.autoscaler(name, namespace, uid, spec, stable)
         if cached is not None and _autoscaler_matches(cached, desired):
             return
-        await self.kube.call(self.kube.apply, desired)
+        await self._apply(desired)
 
     async def _set_routing(self, obj: dict[str, Any], spec: ModelDeploymentSpec, routing: SetRouting,
                            route: dict[str, Any] | None) -> None:
