@@ -45,27 +45,44 @@ def _code(error: BaseException) -> str:
     return str(error.status) if isinstance(error, ApiException) else "error"
 
 
-def applied_managed_fields(entries: list[dict[str, Any]], manager: str) -> list[dict[str, Any]] | None:
-    """`entries` (an object's managedFields) with `manager`'s Update entries merged into its Apply entry,
-    so a server-side apply by `manager` owns what its earlier plain writes set; None: nothing to change."""
+def managed_fields_patch(entries: list[dict[str, Any]], manager: str) -> list[dict[str, Any]] | None:
+    """JSON patch operations that merge `manager`'s Update entries (its plain writes) into its Apply entry
+    of an object's managedFields, so a server-side apply by `manager` owns what those writes set; None:
+    nothing to change. Every entry touched is tested first, so a concurrent change of those entries fails
+    the patch, and nothing else does (a controller's status write between our read and the patch)."""
     def ours(entry: dict[str, Any], operation: str) -> bool:
         return bool(entry.get("manager") == manager and entry.get("operation") == operation
                     and not entry.get("subresource"))
 
-    updates = [e for e in entries if ours(e, "Update")]
+    updates = [i for i, e in enumerate(entries) if ours(e, "Update")]
     if not updates:
         return None
-    out = [dict(e) for e in entries if not ours(e, "Update")]
-    applied = next((e for e in out if ours(e, "Apply")), None)
-    for update in updates:
-        if applied is None:
-            applied = {**update, "operation": "Apply"}
-            out.append(applied)
-        elif applied.get("apiVersion") == update.get("apiVersion"):
-            applied["fieldsV1"] = _union(applied.get("fieldsV1") or {}, update.get("fieldsV1") or {})
+    ops: list[dict[str, Any]] = []
+
+    def guard(i: int, operation: str) -> None:
+        ops.append({"op": "test", "path": f"/metadata/managedFields/{i}/manager", "value": manager})
+        ops.append({"op": "test", "path": f"/metadata/managedFields/{i}/operation", "value": operation})
+
+    applied = next((i for i, e in enumerate(entries) if ours(e, "Apply")), None)
+    if applied is None:
+        applied, *updates = updates
+        guard(applied, "Update")
+        ops.append({"op": "replace", "path": f"/metadata/managedFields/{applied}/operation", "value": "Apply"})
+    else:
+        guard(applied, "Apply")
+    fields = entries[applied].get("fieldsV1") or {}
+    merged = fields
+    for i in updates:
+        guard(i, "Update")
         # Another apiVersion's field set cannot be merged into this one: dropped (the fields keep their
         # values; the next apply owns again what it sets).
-    return out
+        if entries[i].get("apiVersion") == entries[applied].get("apiVersion"):
+            merged = _union(merged, entries[i].get("fieldsV1") or {})
+    if merged != fields:
+        ops.append({"op": "replace", "path": f"/metadata/managedFields/{applied}/fieldsV1", "value": merged})
+    # From the last index down, so each removal leaves the indexes before it as they were.
+    ops += [{"op": "remove", "path": f"/metadata/managedFields/{i}"} for i in sorted(updates, reverse=True)]
+    return ops
 
 
 def _union(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -252,17 +269,15 @@ class Kube:
         live = self.get(body["apiVersion"], body["kind"], meta.get("namespace"), meta["name"])
         if live is None:
             return
-        entries = applied_managed_fields(live["metadata"].get("managedFields") or [], FIELD_MANAGER)
-        if entries is None:
+        ops = managed_fields_patch(live["metadata"].get("managedFields") or [], FIELD_MANAGER)
+        if ops is None:
             return
-        # The resourceVersion makes it conditional: a change in between fails with 409 and is retried.
-        patch = {"metadata": {"resourceVersion": live["metadata"]["resourceVersion"], "managedFields": entries}}
         try:
-            response = self._counted("patch", resource.patch, body=patch, name=meta["name"],
-                                     namespace=meta.get("namespace"), content_type="application/merge-patch+json",
+            response = self._counted("patch", resource.patch, body=ops, name=meta["name"],
+                                     namespace=meta.get("namespace"), content_type="application/json-patch+json",
                                      serialize=False)
         except ApiException as error:
-            if error.status == 409:
+            if error.status in (409, 422):  # a failed test: our entries changed since we read them
                 raise Conflict(f"{body['kind']} {meta['name']}: changed while taking over its fields") from error
             raise
         self._answer(response, body)
