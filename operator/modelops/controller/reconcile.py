@@ -37,7 +37,7 @@ from modelops.analysis.provider import (
 from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
 from modelops.controller.errors import error_reason, namespace_terminating
-from modelops.controller.kube import Kube
+from modelops.controller.kube import Conflict, Kube
 from modelops.controller.metrics import OperatorMetrics
 from modelops.controller.retraining import RetrainingShell, signal_period
 from modelops.controller.status import (
@@ -215,6 +215,8 @@ class Reconciler:
                 await self.retraining.carry_out(obj, spec, retrain)
                 for event in retrain.events:
                     await self._post(obj, event)
+        except Conflict:
+            raise  # a child changed under us (its next event re-queues the key): not a problem to report
         except Exception as error:
             if namespace_terminating(error):
                 # The namespace is going, and this object with it: nothing to report or retry.
