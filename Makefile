@@ -128,7 +128,8 @@ grpc-stubs: venv
 
 # BENCH_ARGS picks parts, e.g. `make bench-controller BENCH_ARGS="--sizes 100 --skip-reaction"`. The control
 # plane's own floor under the bulk apply (the same objects, no operator):
-# `.venv/bin/python -m benchmarks.controller.floor --size 1000`.
+# `.venv/bin/python -m benchmarks.controller.floor --size 1000`. What one child write costs the API server,
+# a create against a server-side apply: `.venv/bin/python -m benchmarks.controller.writes`.
 bench-controller: venv system-deps
 	$(BIN)/python -m benchmarks.controller.run $(BENCH_ARGS)
 

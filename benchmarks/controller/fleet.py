@@ -649,6 +649,18 @@ def breakdown(results: list[SizeResult]) -> str:
     return "\n".join(out)
 
 
+def bulk_costs(results: list[SizeResult]) -> str:
+    out = []
+    for r in results:
+        requests: dict[tuple[str, str], float] = {}
+        for key, count in r.bulk_requests.items():
+            verb, _, resource = key.partition(" ")
+            requests[(verb, resource)] = count
+        lines = describe_cost(r.size, requests, r.bulk_cpu_s).splitlines()
+        out.append(f"- {r.size:,}: " + "; ".join(lines))
+    return "\n".join(out)
+
+
 def run_sizes(cluster: localcluster.Cluster, sizes: list[int], opts: Options, log_dir: Path,
               on_size: Callable[[list[SizeResult]], None] | None = None) -> list[SizeResult]:
     """Measure each size with a fresh operator and namespace; extra kwok nodes are removed at the end.

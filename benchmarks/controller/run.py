@@ -185,7 +185,8 @@ def write_results(reaction_result: dict[str, Any] | None, fleet_results: list[fl
           "process. Raw figures: `benchmarks/controller/results/` (not committed).", ""]
     if fleet_results:
         md += ["## Fleet", "", fleet.table(fleet_results), "", "API requests at idle, by verb and resource:",
-               fleet.breakdown(fleet_results), "", f"Anchors: {fleet.ANCHORS}.", ""]
+               fleet.breakdown(fleet_results), "", "What the bulk apply cost the control plane (apply -> all Ready):",
+               fleet.bulk_costs(fleet_results), "", f"Anchors: {fleet.ANCHORS}.", ""]
     if reaction_result is not None:
         md += ["## One object", "", "```", *reaction_lines(reaction_result), "```", ""]
     (HERE / "RESULTS.md").write_text("\n".join(md))
