@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(1, args.rounds + 1):
         for mode in ("create", "apply"):
             wall, cpu = measure(cluster, api, mode, args.count, args.workers)
-            say(f"round {round_}: {args.count} {'creates' if mode == 'create' else 'server-side applies'} in {wall:.1f}s, kube-apiserver CPU {cpu:.1f}s "
+            what = "creates" if mode == "create" else "server-side applies"
+            say(f"round {round_}: {args.count} {what} in {wall:.1f}s, kube-apiserver CPU {cpu:.1f}s "
                 f"= {1000 * cpu / args.count:.1f} ms per object")
     return 0
 
