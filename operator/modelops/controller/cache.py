@@ -106,7 +106,7 @@ def slim_mdep(obj: Obj) -> Obj:
     return {**obj, "metadata": meta}
 
 
-# The children the operator applies, and how the informers slim each of them.
+# The children the operator creates or applies, and how the informers slim each of them.
 _WRITE_THROUGH = {"Deployment": slim_deployment, "Service": slim_service, "PodDisruptionBudget": slim_spec,
                   "HorizontalPodAutoscaler": slim_spec}
 

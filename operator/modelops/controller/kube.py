@@ -1,6 +1,7 @@
 """Kubernetes API access for the controller: the list/watch calls the informers stream, and the
-writes a reconcile makes (status with optimistic concurrency, server-side apply of children,
-scale, delete with a UID precondition, route updates with a resourceVersion, Events, the Lease).
+writes a reconcile makes (status with optimistic concurrency, a plain create of a missing child and
+server-side apply to change one, scale, delete with a UID precondition, route updates with a
+resourceVersion, Events, the Lease).
 
 Only the controller imports this. The official client is synchronous; `Kube.call` runs a call on
 a thread pool of its own, sized to the number of workers, so API calls never queue behind
@@ -235,8 +236,9 @@ class Kube:
         """Create a child we own with a plain POST; None when an object of that name exists already.
 
         A create costs the API server about half of what a server-side apply of the same object does
-        (9-10 against 16-19 ms of its CPU per Deployment, measured here), and a fleet's bulk apply is
-        bound by that CPU. Later changes go through `apply`, which takes over what this create set."""
+        (7.5-10 against 13-19 ms of its CPU per Deployment: benchmarks/controller/writes.py), and a
+        fleet's bulk apply is bound by that CPU. Later changes go through `apply`, which takes over what
+        this create set."""
         meta = body["metadata"]
         try:
             response = self._counted("create", self._resource(body["apiVersion"], body["kind"]).create,

@@ -216,7 +216,7 @@ class Reconciler:
                 for event in retrain.events:
                     await self._post(obj, event)
         except Conflict:
-            raise  # a child changed under us (its next event re-queues the key): not a problem to report
+            raise  # a child or route changed under us: the runner retries with backoff; nothing to report
         except Exception as error:
             if namespace_terminating(error):
                 # The namespace is going, and this object with it: nothing to report or retry.
