@@ -132,14 +132,20 @@ class Cache:
         self.autoscalers = Store({OWNER_INDEX: _owner_index})
         self.routes = Store()
 
-    def remember_created(self, obj: Obj) -> None:
-        """Write-through of a child we just created, as the API server answered: until its watch event
-        arrives, the next reconcile (a pod event, say) would otherwise find it missing and write it again.
-        Only an absent entry is filled: whatever the watch has delivered is as new or newer."""
+    def remember_written(self, obj: Obj, replaces: Obj | None = None) -> None:
+        """Write-through of a child we just created or applied, as the API server answered: until its watch
+        event arrives, the next reconcile (a pod event, say) would otherwise act on the old version and
+        write it again. Filled only where the cache still holds what we decided from (`replaces`, or
+        nothing): whatever the watch delivered since is as new or newer."""
         slim = _WRITE_THROUGH.get(str(obj.get("kind")))
         store = self.stores().get(str(obj.get("kind")))
+        if slim is None or store is None:
+            return
         key = key_of(obj)
-        if slim is not None and store is not None and store.get(*key) is None:
+        cached = store.get(*key)
+        seen = None if replaces is None else (replaces.get("metadata") or {}).get("resourceVersion")
+        if (cached is None and seen is None) or (
+                cached is not None and seen is not None and cached["metadata"].get("resourceVersion") == seen):
             store.put(key, compact(slim(obj)))
 
     def stores(self) -> dict[str, Store]:

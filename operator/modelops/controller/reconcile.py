@@ -354,10 +354,11 @@ class Reconciler:
             running = ((current.get("metadata") or {}).get("annotations") or {}).get(builders.TEMPLATE_HASH)
             wanted = body["metadata"]["annotations"][builders.TEMPLATE_HASH]
             if running != wanted:
+                await self._apply(body, current)
+                # After the apply: a failed one (a conflict, say) is retried, and must not say it twice.
                 await self._post(obj, EmitEvent("Normal", "PodTemplateUpdated", (
                     f"the pod template of revision {action.revision} changed (operator upgrade: "
                     f"{running or 'none'} -> {wanted}); rolling update with no pod unavailable")))
-                await self._apply(body)
                 return
         if autoscaled:
             return  # HPA mode: the autoscaler sizes the stable track; the operator reads, never writes it
@@ -366,15 +367,16 @@ class Reconciler:
             await self.kube.call(self.kube.scale_deployment, namespace, current["metadata"]["name"],
                                  action.replicas)
 
-    async def _apply(self, body: dict[str, Any]) -> None:
-        self.cache.remember_created(await self.kube.call(self.kube.apply, body))
+    async def _apply(self, body: dict[str, Any], current: dict[str, Any] | None = None) -> None:
+        """Server-side apply of a child; `current` is the cached version the change was decided from."""
+        self.cache.remember_written(await self.kube.call(self.kube.apply, body), current)
 
     async def _create(self, body: dict[str, Any], uid: str, not_ours: Callable[[], ReconcileProblem | None]) -> None:
         """A child missing from our cache: created (cheaper for the API server than an apply); when its name
         is taken, applied to if it is ours after all (the cache lagged), else `not_ours()` is raised."""
         created = await self.kube.call(self.kube.create, body)
         if created is not None:
-            self.cache.remember_created(created)
+            self.cache.remember_written(created)
             return
         meta = body["metadata"]
         found = await self.kube.call(self.kube.get, body["apiVersion"], body["kind"], meta["namespace"], meta["name"])
@@ -400,7 +402,7 @@ class Reconciler:
                 f"Service {meta['name']} belongs to another owner; it is left alone"))
         elif _service_matches(cached, desired):
             return
-        await self._apply(desired)
+        await self._apply(desired, cached)
 
     async def _ensure_budget(self, desired: dict[str, Any], uid: str) -> None:
         meta = desired["metadata"]
@@ -410,7 +412,7 @@ class Reconciler:
             return
         if not owned_by(cached, uid) or cached.get("spec") == desired["spec"]:
             return  # ours and as wanted, or someone else's (left alone)
-        await self._apply(desired)
+        await self._apply(desired, cached)
 
     async def _ensure_autoscaler(self, name: str, namespace: str, uid: str, spec: ModelDeploymentSpec,
                                  stable: str | None) -> None:
@@ -431,7 +433,7 @@ class Reconciler:
         desired = builders.autoscaler(name, namespace, uid, spec, stable)
         if cached is not None and _autoscaler_matches(cached, desired):
             return
-        await self._apply(desired)
+        await self._apply(desired, cached)
 
     async def _set_routing(self, obj: dict[str, Any], spec: ModelDeploymentSpec, routing: SetRouting,
                            route: dict[str, Any] | None) -> None:

@@ -71,3 +71,27 @@ def test_compact_keeps_an_object_equal_and_shares_its_strings_with_other_objects
     assert a["metadata"]["labels"]["modelops.dev/revision"] is b["metadata"]["labels"]["modelops.dev/revision"]
     long = "m" * 500  # a long string (a message) is left as it is
     assert compact({"message": long})["message"] == long
+
+
+def _versioned(rv: str, template_hash: str) -> dict[str, Any]:
+    obj = _deployment("iris-aaa", "uid", "aaa")
+    obj["metadata"]["resourceVersion"] = rv
+    obj["metadata"]["annotations"] = {"modelops.dev/template-hash": template_hash}
+    return obj
+
+
+def test_what_we_wrote_is_read_back_at_once_unless_the_watch_brought_something_newer() -> None:
+    cache = Cache()
+    cache.remember_written(_versioned("10", "new"))  # created: nothing cached yet
+    assert cache.deployments.get("ns", "iris-aaa")["metadata"]["resourceVersion"] == "10"  # type: ignore[index]
+    decided_from = cache.deployments.get("ns", "iris-aaa")
+    # Applied over the version we decided from: the answer replaces it before its watch event comes.
+    cache.remember_written(_versioned("12", "newer"), decided_from)
+    held = cache.deployments.get("ns", "iris-aaa")
+    assert held is not None and held["metadata"]["annotations"] == {"modelops.dev/template-hash": "newer"}
+    # The watch delivered version 13 meanwhile: an answer decided from 12's predecessor leaves it alone,
+    # and a "created" answer never replaces what is there.
+    cache.deployments.put(("ns", "iris-aaa"), slim_deployment(_versioned("13", "watch")))
+    cache.remember_written(_versioned("14", "late"), decided_from)
+    cache.remember_written(_versioned("15", "late"))
+    assert cache.deployments.get("ns", "iris-aaa")["metadata"]["resourceVersion"] == "13"  # type: ignore[index]
