@@ -224,10 +224,11 @@ class BulkCost:
                 out[name] = proc_sample(pid).cpu_s
         return out
 
-    def read(self) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
-        """Requests and CPU seconds since this meter was made."""
+    def read(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Requests (by "VERB resource") and CPU seconds (by process) since this meter was made."""
         after = request_counts(self.cluster)
-        requests = {k: v - self.requests0.get(k, 0.0) for k, v in after.items() if v - self.requests0.get(k, 0.0) > 0}
+        requests = {f"{v} {r}": n - self.requests0.get((v, r), 0.0) for (v, r), n in after.items()
+                    if n - self.requests0.get((v, r), 0.0) > 0}
         cpu = {k: v - self.cpu0[k] for k, v in self._cpu().items() if k in self.cpu0}
         return requests, cpu
 
@@ -235,12 +236,15 @@ class BulkCost:
 READ_VERBS = {"GET", "LIST", "WATCH"}
 
 
-def describe_cost(size: int, requests: dict[tuple[str, str], float], cpu: dict[str, float]) -> str:
-    """Writes per object by (verb, resource), reads per object, and CPU seconds by process, in one line each."""
-    writes = sorted(((v, r, n) for (v, r), n in requests.items() if v not in READ_VERBS), key=lambda t: -t[2])
-    reads = sum(n for (v, _), n in requests.items() if v in READ_VERBS)
-    total_writes = sum(n for *_, n in writes)
-    by_kind = ", ".join(f"{v} {r} {n / size:.2f}" for v, r, n in writes if n / size >= 0.01)
+def describe_cost(size: int, requests: dict[str, float], cpu: dict[str, float]) -> str:
+    """Writes per object by "VERB resource", reads per object, and CPU seconds by process, a line each."""
+    def is_read(key: str) -> bool:
+        return key.split(" ", 1)[0] in READ_VERBS
+
+    writes = sorted(((k, n) for k, n in requests.items() if not is_read(k)), key=lambda t: -t[1])
+    reads = sum(n for k, n in requests.items() if is_read(k))
+    total_writes = sum(n for _, n in writes)
+    by_kind = ", ".join(f"{k} {n / size:.2f}" for k, n in writes if n / size >= 0.01)
     lines = [f"writes per object {total_writes / size:.2f} ({by_kind}); reads per object {reads / size:.2f}",
              "CPU seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda t: -t[1]))]
     return "\n".join(lines)
@@ -378,7 +382,6 @@ class Fleet:
             with lock:
                 created += 1
 
-        cpu0 = proc_sample(self.operator.pid).cpu_s
         cost = BulkCost(self.cluster, {"operator": self.operator.pid})
         started = time.monotonic()
         pool = ThreadPoolExecutor(self.opts.workers)
@@ -408,10 +411,9 @@ class Fleet:
             time.sleep(0.1)
         pool.shutdown()
         self.result.ready_count = ready.count()
-        self.result.cpu_to_ready_s = proc_sample(self.operator.pid).cpu_s - cpu0
-        requests, self.result.bulk_cpu_s = cost.read()
-        self.result.bulk_requests = {f"{v} {r}": n for (v, r), n in requests.items()}
-        for line in describe_cost(self.size, requests, self.result.bulk_cpu_s).splitlines():
+        self.result.bulk_requests, self.result.bulk_cpu_s = cost.read()
+        self.result.cpu_to_ready_s = self.result.bulk_cpu_s.get("operator", float("nan"))
+        for line in describe_cost(self.size, self.result.bulk_requests, self.result.bulk_cpu_s).splitlines():
             say(f"[{self.size}] bulk apply cost: {line}")
         say(f"[{self.size}] {self.result.ready_count}/{self.size} Ready after "
             f"{self.result.ready_s if self.result.ready_s is not None else float('nan'):.1f}s "
@@ -652,11 +654,7 @@ def breakdown(results: list[SizeResult]) -> str:
 def bulk_costs(results: list[SizeResult]) -> str:
     out = []
     for r in results:
-        requests: dict[tuple[str, str], float] = {}
-        for key, count in r.bulk_requests.items():
-            verb, _, resource = key.partition(" ")
-            requests[(verb, resource)] = count
-        lines = describe_cost(r.size, requests, r.bulk_cpu_s).splitlines()
+        lines = describe_cost(r.size, r.bulk_requests, r.bulk_cpu_s).splitlines()
         out.append(f"- {r.size:,}: " + "; ".join(lines))
     return "\n".join(out)
 

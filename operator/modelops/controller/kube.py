@@ -188,16 +188,6 @@ class Kube:
 
     # ------------------------------------------------------------ reads the cache cannot answer
 
-    def get_autoscaler(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A HorizontalPodAutoscaler not in our cache (not labelled by us): is someone else's in the way?"""
-        try:
-            return self._plain(self._counted(
-                "get", self.autoscaling.read_namespaced_horizontal_pod_autoscaler, name, namespace))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self._plain(self._counted("get", self.coordination.read_namespaced_lease, name, namespace))
@@ -251,12 +241,12 @@ class Kube:
             raise
         return self._answer(response, body)
 
-    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, body: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
         """Server-side apply of an object we own (conflicts with other managers are not forced); returns
-        the object as the API server now holds it."""
+        the object as the API server now holds it. `live`: the object as just read, if the caller has it."""
         meta = body["metadata"]
         resource = self._resource(body["apiVersion"], body["kind"])
-        self._own_created_fields(resource, body)
+        self._own_created_fields(resource, body, live)
         # serialize=False: the dynamic client would otherwise build a ResourceInstance tree of the whole
         # answer; plain JSON is all the cache needs.
         response = self._counted("patch", resource.server_side_apply,
@@ -264,13 +254,14 @@ class Kube:
                                  field_manager=FIELD_MANAGER, force_conflicts=False, serialize=False)
         return self._answer(response, body)
 
-    def _own_created_fields(self, resource: Any, body: dict[str, Any]) -> None:
+    def _own_created_fields(self, resource: Any, body: dict[str, Any], live: dict[str, Any] | None) -> None:
         """Hand what our own plain create set (an Update entry of our manager) to our Apply entry, as
         client-go's csaupgrade does: otherwise a field the create set and a later apply leaves out would
         stay, owned by the Update entry, instead of being removed."""
         meta = body["metadata"]
         for attempt in range(HAND_OVER_ATTEMPTS):
-            live = self.get(body["apiVersion"], body["kind"], meta.get("namespace"), meta["name"])
+            if live is None or attempt > 0:
+                live = self.get(body["apiVersion"], body["kind"], meta.get("namespace"), meta["name"])
             if live is None:
                 return
             ops = managed_fields_patch(live["metadata"].get("managedFields") or [], FIELD_MANAGER)

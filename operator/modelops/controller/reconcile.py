@@ -367,9 +367,11 @@ class Reconciler:
             await self.kube.call(self.kube.scale_deployment, namespace, current["metadata"]["name"],
                                  action.replicas)
 
-    async def _apply(self, body: dict[str, Any], current: dict[str, Any] | None = None) -> None:
-        """Server-side apply of a child; `current` is the cached version the change was decided from."""
-        self.cache.remember_written(await self.kube.call(self.kube.apply, body), current)
+    async def _apply(self, body: dict[str, Any], current: dict[str, Any] | None = None,
+                     live: dict[str, Any] | None = None) -> None:
+        """Server-side apply of a child; `current` is the cached version the change was decided from,
+        `live` the object as just read from the API server (spares the apply a read)."""
+        self.cache.remember_written(await self.kube.call(self.kube.apply, body, live), current)
 
     async def _create(self, body: dict[str, Any], uid: str, not_ours: Callable[[], ReconcileProblem | None]) -> None:
         """A child missing from our cache: created (cheaper for the API server than an apply); when its name
@@ -385,7 +387,7 @@ class Reconciler:
             if problem is not None:
                 raise problem
             return
-        await self._apply(body)
+        await self._apply(body, live=found)
 
     async def _ensure_service(self, desired: dict[str, Any], uid: str) -> None:
         """Create or apply our Service when it is missing or differs; never take over someone else's."""
@@ -425,7 +427,8 @@ class Reconciler:
             return
         if stable is None:
             return  # nothing serves yet: the first Deployment starts at minReplicas
-        found = cached if cached is not None else await self.kube.call(self.kube.get_autoscaler, namespace, name)
+        found = cached if cached is not None else await self.kube.call(
+            self.kube.get, "autoscaling/v2", "HorizontalPodAutoscaler", namespace, name)
         if found is not None and not owned_by(found, uid):
             raise ReconcileProblem(REASON_AUTOSCALER_NOT_OWNED, (
                 f"HorizontalPodAutoscaler {name} exists and is not owned by this ModelDeployment; it is left "
