@@ -33,10 +33,12 @@ define apt_install
 endef
 
 # Debian packages the tests use: Prometheus (analysis; promtool checks the alert rules), wrk (load),
-# iproute2 (pod network namespaces), openssl (cluster certificates), lua5.1 (the Argo CD health check,
-# which Argo CD runs in gopher-lua, a Lua 5.1).
+# iproute2 (node network namespaces), openssl (cluster certificates), lua5.1 (the Argo CD health check,
+# which Argo CD runs in gopher-lua, a Lua 5.1); the real nodes' containerd, runc, CNI plugins, nftables
+# (kube-proxy's mode) and iptables (the kubelet's chains), gcc and umoci (the sandbox image, built here).
 system-deps:
-	$(call apt_install,prometheus wrk iproute2 openssl lua5.1)
+	$(call apt_install,prometheus wrk iproute2 openssl lua5.1 containerd runc containernetworking-plugins \
+	  nftables iptables gcc libc6-dev umoci)
 
 # Debian packages the images need (README "Images"): mmdebstrap makes the base root filesystem,
 # buildah builds the Containerfile without a daemon, umoci and runc run the result in tests/image.

@@ -1,6 +1,7 @@
 """Build the local control plane's binaries from their Go modules, once per version.
 
-kube-apiserver, kube-controller-manager, kube-scheduler and kubectl come from k8s.io/kubernetes
+kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, and the node's kubelet and
+kube-proxy come from k8s.io/kubernetes
 (through the module in gomod/kubernetes, whose replaces pin each staging module), etcd from
 go.etcd.io/etcd/server/v3 and kwok from sigs.k8s.io/kwok. Binaries are cached in the user cache
 dir keyed by version, so a warm run builds nothing; `.cluster/bin/` links to them.
@@ -95,7 +96,8 @@ def components(group: str = "cluster") -> list[Component]:
             k8s,
             GOMOD / "kubernetes",
             {name: f"k8s.io/kubernetes/cmd/{name}"
-             for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")},
+             for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+                         "kubelet", "kube-proxy")},
             ldflags=f"-s -w {stamp}",
         ),
     ]

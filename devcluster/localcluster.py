@@ -1,10 +1,13 @@
-"""Start and stop a real local Kubernetes control plane: etcd, kube-apiserver,
-kube-controller-manager, kube-scheduler and kwok (which stands in for kubelets).
+"""Start and stop a real local Kubernetes cluster: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, real nodes (kubelet, containerd, kube-proxy: devcluster/realnode.py) and kwok nodes
+(which run nothing; for the fleet benchmark and the controller tests that need no running pod).
 
 Used by `make cluster-up` / `make cluster-down` (`python -m devcluster up|down`) and by the
-pytest session fixture. Everything binds 127.0.0.1; pod (10.244.0.0/16) and Service (10.96.0.0/16)
-addresses get an `unreachable` route in the root network namespace before anything starts, so no
-packet addressed to them can leave the machine. State lives in `.cluster/` (git-ignored).
+pytest session fixture. The control plane binds 127.0.0.1, except kube-apiserver, which also answers
+on this checkout's node bridge (pods reach it through the `kubernetes` Service). The pod range
+(10.244.0.0/16) and every checkout's Service range (inside 10.96.0.0/11) get an `unreachable` route in
+the root network namespace before anything starts; only this checkout's own node block and Service
+range are routed, onto its bridge. State lives in `.cluster/` (git-ignored).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devcluster import build, gateway_api
+from devcluster import build, gateway_api, realnode
 
 POD_CIDR = "10.244.0.0/16"
-SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_CIDR = realnode.service_cidr()
 NODES = {"kwok-node-0": "10.244.0.0/24", "kwok-node-1": "10.244.1.0/24"}
 KWOK_NODE_LABEL = "type=kwok"
 PODS_PER_NODE = 110
@@ -112,7 +115,7 @@ def default() -> Cluster:
 
 def install_unreachable_routes() -> None:
     """Make pod and Service ranges unroutable from the root namespace (idempotent)."""
-    for cidr in (POD_CIDR, SERVICE_CIDR):
+    for cidr in (POD_CIDR, realnode.SERVICE_SUPERNET):
         proc = subprocess.run(["ip", "route", "replace", "unreachable", cidr], capture_output=True, text=True)
         if proc.returncode != 0:
             raise ClusterError(f"cannot install unreachable route for {cidr}: {proc.stderr.strip()}")
@@ -134,7 +137,8 @@ def _make_pki(pki: Path) -> None:
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
              "-days", "3650", "-subj", "/CN=modelops-local-ca", cwd=pki)
     (pki / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+        f"subjectAltName=IP:127.0.0.1,IP:{realnode.kubernetes_service_ip()},IP:{realnode.host_ip()},"
+        "DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
         "extendedKeyUsage=serverAuth\n"
     )
@@ -284,7 +288,11 @@ def _apiserver_args(cluster: Cluster) -> list[str]:
     return [
         str(b / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p}",
+        # Pods reach the API server at the host's address on the node bridge (the `kubernetes`
+        # Service's endpoint); host clients keep using loopback.
+        "--bind-address=0.0.0.0", f"--advertise-address={realnode.host_ip()}", f"--secure-port={p}",
+        f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
+        "--kubelet-preferred-address-types=InternalIP",
         f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--service-account-key-file={pki / 'sa.pub'}",
@@ -292,21 +300,67 @@ def _apiserver_args(cluster: Cluster) -> list[str]:
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--authorization-mode=Node,RBAC",
-        # The advertise address is loopback, which Endpoints refuse; nothing dials the Service.
-        "--endpoint-reconciler-type=none",
         "--allow-privileged=true", "--profiling=false", "--v=0",
     ]
 
 
-def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
-    """Start the control plane, or reuse the one already running from this checkout."""
+def node_set(cluster: Cluster) -> realnode.NodeSet:
+    """This cluster's real nodes."""
+    return realnode.NodeSet(state=cluster.state, pki=cluster.pki, apiserver_port=cluster.apiserver_port,
+                            bin=cluster.bin, kubernetes_version=build.versions()["KUBERNETES_VERSION"])
+
+
+DIST = build.REPO / "dist"
+
+
+def image_archives() -> dict[str, Path]:
+    """The OCI archives `make image` wrote ({image name without tag: archive}), for the nodes to import."""
+    out = {}
+    for archive in sorted(DIST.glob("modelops-*.oci.tar")):
+        name = archive.name.removesuffix(".oci.tar").rsplit("-", 1)[0]
+        out[f"docker.io/library/{name}"] = archive
+    return out
+
+
+def real_nodes_ready(cluster: Cluster, count: int) -> bool:
+    out = cluster.kubectl("get", "nodes", "-l", f"{realnode.REAL_PODS_KEY}=true", "-o", "json", check=False)
+    try:
+        items = json.loads(out)["items"]
+    except (ValueError, KeyError):
+        return False
+    return sum(any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+               for n in items) >= count
+
+
+def start_real_nodes(cluster: Cluster, count: int, say: Callable[[str], None] = print) -> None:
+    """Start (or keep) `count` real nodes, import the images of dist/ into each, wait until Ready."""
+    started = time.monotonic()
+    nodes = node_set(cluster)
+    try:
+        nodes.up(count, image_archives(), say)
+    except realnode.NodeError as error:
+        raise ClusterError(str(error)) from error
+    deadline = time.monotonic() + 90
+    while not real_nodes_ready(cluster, count):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{count} real node(s) not Ready after 90s\n"
+                               + nodes.log_tail(nodes.node(0), "kubelet", 30))
+        time.sleep(0.3)
+    say(f"{count} real node(s) Ready in {time.monotonic() - started:.1f}s "
+        f"(pods {', '.join(realnode.pod_cidr(i) for i in range(count))}, Services {SERVICE_CIDR})")
+
+
+def up(cluster: Cluster | None = None, quiet: bool = False, real_nodes: int = 1) -> Cluster:
+    """Start the control plane and `real_nodes` real nodes, or reuse what runs from this checkout."""
     cluster = cluster or default()
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, flush=True))
     install_unreachable_routes()
     if healthy(cluster) and {"etcd", "kube-apiserver", "kwok"} <= set(_running(cluster)):
         say(f"control plane already running at {cluster.server}")
+        if real_nodes:
+            start_real_nodes(cluster, real_nodes, say)
         return cluster
-    if _running(cluster):
+    if _running(cluster) or node_set(cluster).existing():
         down(cluster, quiet=True)
     started = time.monotonic()
     say("building control-plane binaries (cached per version)")
@@ -360,7 +414,9 @@ def up(cluster: Cluster | None = None, quiet: bool = False) -> Cluster:
     say("installing the Gateway API CRDs (standard channel)")
     for crd in gateway_api.manifests():
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
-    say(f"control plane healthy in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}")
+    if real_nodes:
+        start_real_nodes(cluster, real_nodes, say)
+    say(f"cluster healthy in {time.monotonic() - started:.1f}s; kubeconfig: {cluster.kubeconfig}")
     return cluster
 
 
@@ -382,6 +438,7 @@ def _has_default_sa(cluster: Cluster) -> bool:
 def down(cluster: Cluster | None = None, quiet: bool = False) -> None:
     """Stop every component and remove the cluster's state (the binaries stay cached)."""
     cluster = cluster or default()
+    node_set(cluster).down()
     running = _running(cluster)
     for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         pid = running.get(name)
@@ -520,7 +577,8 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "up"
     try:
         if command == "up":
-            up()
+            count = int(argv[argv.index("--nodes") + 1]) if "--nodes" in argv else 1
+            up(real_nodes=count)
         elif command == "down":
             down()
         elif command == "binaries":
@@ -530,7 +588,7 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"healthy": healthy(cluster), "server": cluster.server,
                               "running": _running(cluster)}, indent=2))
         else:
-            print(f"usage: python -m devcluster up|down|status|binaries (got {command!r})", file=sys.stderr)
+            print(f"usage: python -m devcluster up [--nodes N]|down|status|binaries (got {command!r})", file=sys.stderr)
             return 2
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr)
