@@ -1,5 +1,9 @@
 """Building blocks of the end-to-end scenarios and of `make demo`: trained models, ModelDeployment
-manifests pinned onto the node whose pods really run, and waiting on observable status.
+manifests pinned onto the real nodes, and waiting on observable status.
+
+Models and data reach the pods as a cluster gives them: on PersistentVolumeClaims (devcluster/claims.py
+binds a host directory to a claim). `share(directory, claim)` records which claim a host directory is;
+`uri_for(path)` turns a host path under it into the `pvc://<claim>/<path>` a ModelDeployment names.
 """
 
 from __future__ import annotations
@@ -17,11 +21,31 @@ from typing import Any
 
 from sklearn.datasets import load_iris
 
+from devcluster import claims, realnode
 from devcluster.localcluster import Cluster
-from devcluster.netkubelet import pod_placement
 from tests import models
 
-REAL_NODE = "modelops-real-0"
+MODELS_CLAIM = "models"
+DATA_CLAIM = "data"
+SERVER_IMAGE = "modelops-server:0.1.0"
+# The server image plus the deliberately slow or failing test models' package (make image).
+TESTING_IMAGE = "modelops-server-testing:0.1.0"
+_SHARED: dict[Path, str] = {}
+
+
+def share(directory: Path, claim: str) -> None:
+    """Record that `directory` is what claim `claim` holds (in every test namespace that binds it)."""
+    _SHARED[directory.resolve()] = claim
+
+
+def uri_for(path: Path) -> str:
+    """The pvc:// URI of a host path under a shared directory."""
+    resolved = path.resolve()
+    for root, claim in sorted(_SHARED.items(), key=lambda item: len(item[0].parts), reverse=True):
+        if resolved == root or root in resolved.parents:
+            rel = resolved.relative_to(root)
+            return f"pvc://{claim}/{rel}" if rel.parts else f"pvc://{claim}/"
+    raise ValueError(f"{path} is not under a directory shared as a claim ({sorted(map(str, _SHARED))})")
 
 
 @dataclass(frozen=True)
@@ -30,13 +54,15 @@ class TrainedModel:
     version: str
     sha256: str
     format: str = "joblib"
+    # The image that can load it: the test models need their own package (TESTING_IMAGE).
+    image: str = SERVER_IMAGE
 
     @property
     def uri(self) -> str:
-        return f"file://{self.directory / ('model.' + self.format)}"
+        return uri_for(self.directory / ("model." + self.format))
 
 
-def train(root: Path, label: str, version: str, *extra: str) -> TrainedModel:
+def train(root: Path, label: str, version: str, *extra: str, image: str = SERVER_IMAGE) -> TrainedModel:
     """Train an iris model (once: a directory already written is reused)."""
     out = root / label
     if not (out / "model.sha256").exists():
@@ -44,7 +70,7 @@ def train(root: Path, label: str, version: str, *extra: str) -> TrainedModel:
         subprocess.run(models.train_command("--dataset", "iris", "--output", str(out), "--version", version,
                                             "--name", "iris", *extra), check=True, capture_output=True)
     sha = (out / "model.sha256").read_text().split()[0]
-    return TrainedModel(out, version, sha)
+    return TrainedModel(out, version, sha, image=image)
 
 
 def train_demo_models(root: Path) -> dict[str, TrainedModel]:
@@ -52,8 +78,8 @@ def train_demo_models(root: Path) -> dict[str, TrainedModel]:
     return {
         "v1": train(root, "v1", "1"),
         "v2": train(root, "v2", "2", "--seed", "2"),
-        "failing": train(root, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0"),
-        "slow": train(root, "slow", "4", "--slow-ms", "40"),
+        "failing": train(root, "failing", "3", "--fail-above", "8.0", "--fail-feature", "0", image=TESTING_IMAGE),
+        "slow": train(root, "slow", "4", "--slow-ms", "40", image=TESTING_IMAGE),
     }
 
 
@@ -61,11 +87,11 @@ def manifest(name: str, model: TrainedModel, *, replicas: int = 2, steps: list[d
              metrics: list[dict[str, Any]] | None = None, interval: str = "2s", prometheus_url: str | None = None,
              sha256: str | None = None, min_requests: int = 10, failure_limit: int = 0,
              bake_time: str = "0s") -> dict[str, Any]:
-    """A ModelDeployment whose pods land on the node that really runs them."""
+    """A ModelDeployment whose pods land on the real nodes."""
     spec: dict[str, Any] = {
         "model": {"name": "iris", "version": model.version, "uri": model.uri,
                   "sha256": sha256 or model.sha256, "format": model.format},
-        "serving": {"replicas": replicas, "workers": 1, **pod_placement(),
+        "serving": {"replicas": replicas, "workers": 1, "image": model.image, **realnode.placement(),
                     "batching": {"maxBatchSize": 32, "maxLatencyMs": 1}},
         "rollout": {
             "steps": steps if steps is not None else [
@@ -179,11 +205,13 @@ def shifted_rows(rng: random.Random) -> list[float]:
 def retraining_spec(dataset: Path, holdout: Path, output: Path, *, gate: dict[str, Any] | None,
                     cooldown: str = "10m", max_rejections: int = 3, for_duration: str = "2s") -> dict[str, Any]:
     """spec.retraining with compressed timings: drift over a 20 s window, held `for_duration`."""
+    # Where the Job writes: made as a pod of the volume's group would make it (devcluster/claims.py).
+    claims.prepare(output)
     spec: dict[str, Any] = {
         "triggers": {"drift": {"minSamples": 100, "forDuration": for_duration, "window": "20s"}},
-        "job": {"dataset": {"uri": f"file://{dataset}", "targetColumn": "label"},
-                "holdout": {"uri": f"file://{holdout}"},
-                "output": {"uri": f"file://{output}"},
+        "job": {"dataset": {"uri": uri_for(dataset), "targetColumn": "label"},
+                "holdout": {"uri": uri_for(holdout)},
+                "output": {"uri": uri_for(output)},
                 "deadline": "5m", "backoffLimit": 0},
         "guardrails": {"cooldown": cooldown, "maxRunsPerDay": 10, "requireNewData": True,
                        "maxConsecutiveRejections": max_rejections},

@@ -7,9 +7,9 @@ API server every second and writes a file_sd target file, with the rules of the 
 `prometheus.io/port` annotation, path from `prometheus.io/path`, every second. Every series carries
 `namespace`, `pod` and `pod_revision` (the pod's `modelops.dev/revision` label).
 
-Only pods on NetKubelet nodes (label `modelops.dev/real-pods`, any pool; see devcluster/netkubelet.py)
-are scraped by default: pods on kwok nodes have addresses nothing answers at, and this harness dials
-only the network namespaces it made.
+Only pods on real nodes (label `modelops.dev/real-pods`; devcluster/realnode.py) are scraped by
+default: pods on kwok nodes have addresses nothing answers at. Prometheus listens on the host's address
+on the node bridge, so the operator's pods can query it as they would a cluster's Prometheus.
 
 Used by tests/integration/test_harness.py and the e2e rollout tests (`Prometheus(kubeconfig, port)
 .start()`, `.stop()` and `.restart()` to take it away mid-canary and bring it back). Its data and log
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from devcluster.localcluster import port_free
-from devcluster.netkubelet import KubeAPI
+from devcluster import realnode
+from devcluster.kubeapi import KubeAPI
 
 REPO = Path(__file__).resolve().parents[1]
 BINARY = Path("/usr/bin/prometheus")
@@ -46,7 +47,7 @@ class PrometheusError(Exception):
 
 
 def _opener() -> urllib.request.OpenerDirector:
-    # No proxies from the environment: Prometheus is on 127.0.0.1.
+    # No proxies from the environment: Prometheus is on this machine.
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -88,7 +89,7 @@ def pod_targets(pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None) 
 
 
 class Prometheus:
-    """One Prometheus process on 127.0.0.1:<port>; its data survives `stop()` / `start()`."""
+    """One Prometheus process on the node bridge's host address:<port>; its data survives `stop()` / `start()`."""
 
     def __init__(self, kubeconfig: str | Path, port: int, *, only_real_nodes: bool = True,
                  data_root: Path | None = None, static_jobs: dict[str, list[str]] | None = None) -> None:
@@ -109,7 +110,7 @@ class Prometheus:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{realnode.host_ip()}:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -138,7 +139,7 @@ class Prometheus:
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(BINARY), f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
+                 f"--web.listen-address={realnode.host_ip()}:{self.port}", "--web.enable-lifecycle",
                  "--storage.tsdb.retention.time=1d", "--log.level=warn"],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 cwd=self.dir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir)})

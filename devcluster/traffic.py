@@ -1,15 +1,16 @@
-"""A bounded load generator that sends inference traffic to a Service the way kube-proxy spreads it.
+"""A bounded load generator that sends inference traffic to a Service's endpoints, as a client-side
+balancer (a mesh sidecar, gRPC's round robin) does.
 
-There is no kube-proxy here (Service ClusterIPs are never dialled), so for every request this picks a
-random *ready* endpoint from the Service's EndpointSlices (re-read every ~0.5s, so readiness changes
+It dials pods, not the ClusterIP, because it keeps per-pod accounts (and labels a prediction at the pod
+that made it): for every request it picks a random *ready* endpoint from the Service's EndpointSlices (re-read every ~0.5s, so readiness changes
 and rollouts show up as they would behind a real Service), and POSTs an Open Inference Protocol v2
 request to the pod IP, keeping one keep-alive connection per endpoint and worker. It records, per pod
 IP and per revision (the pod's `modelops.dev/revision` label when the request was sent), the ok and
 failed counts and latencies, and a log of the failures (status, body, revision).
 
-It only dials endpoints routed into a network namespace made by devcluster/netkubelet.py (the root
-namespace's route to the IP goes over one of its `mo...` veths); any other endpoint (a kwok pod, whose
-address nothing answers at) counts as a failed request without a packet being sent.
+It only dials endpoints on this checkout's real nodes (the root namespace routes the IP onto the
+checkout's node bridge, devcluster/realnode.py); any other endpoint (a kwok pod, whose address nothing
+answers at) counts as a failed request without a packet being sent.
 
 Used by the harness tests and the e2e rollout tests:
 `LoadGenerator(kubeconfig, namespace, service, model, rate_per_s, duration_s, max_requests).start()`,
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devcluster.netkubelet import ApiError, KubeAPI
+from devcluster import realnode
+from devcluster.kubeapi import ApiError, KubeAPI
 
 REVISION_LABEL = "modelops.dev/revision"
 # Rows resembling iris (sepal length/width, petal length/width), one per class, jittered per request.
@@ -107,11 +109,11 @@ def iris_rows(large_fraction: float = 0.0, large_value: float = 9.0) -> RowFn:
     return row
 
 
-def _netkubelet_routed(ip: str) -> bool:
-    """Whether the root namespace routes this address into a namespace made by the netkubelet."""
+def _routed_to_node(ip: str) -> bool:
+    """Whether the root namespace routes this address onto this checkout's node bridge (a real node's pod)."""
     proc = subprocess.run(["ip", "-o", "route", "get", ip], capture_output=True, text=True, timeout=10)
     words = proc.stdout.split()
-    return proc.returncode == 0 and "dev" in words and words[words.index("dev") + 1].startswith("mo")
+    return proc.returncode == 0 and "dev" in words and words[words.index("dev") + 1] == realnode.bridge_name()
 
 
 class LoadGenerator:
@@ -248,7 +250,7 @@ class LoadGenerator:
         for ip, _ in endpoints:
             known = self.routed.get(ip)
             if known is None or now - known[1] > 2.0:
-                self.routed[ip] = (_netkubelet_routed(ip), now)
+                self.routed[ip] = (_routed_to_node(ip), now)
         with self.lock:
             self.endpoints = sorted(set(endpoints))
             self.revisions.update(revisions)
@@ -286,7 +288,7 @@ class LoadGenerator:
             return
         ip = endpoint[0]
         if not routed:
-            self._record(ip, revision, False, 0.0, 0, "endpoint not in a netkubelet namespace: not dialled")
+            self._record(ip, revision, False, 0.0, 0, "endpoint not on a real node of this checkout: not dialled")
             return
         label: Any = None
         if self.labelled_rows is not None:

@@ -20,10 +20,11 @@ from demo.scenario import (
     wait_status,
 )
 from devcluster.localcluster import Cluster
-from devcluster.netkubelet import NetKubelet
+from devcluster.realnode import NodeSet
 from devcluster.prometheus import Prometheus
 from devcluster.traffic import LoadGenerator
-from tests.conftest import OperatorProcess, wait_for
+from devcluster.chart import ChartOperator
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 NAME = "iris"
@@ -50,8 +51,8 @@ def _load(cluster: Cluster, namespace: str, **kw: Any) -> LoadGenerator:
     return gen
 
 
-def test_good_model_is_promoted_in_steps(cluster: Cluster, namespace: str, operator: OperatorProcess,
-                                         real_node: NetKubelet, models: dict[str, TrainedModel]) -> None:
+def test_good_model_is_promoted_in_steps(cluster: Cluster, namespace: str, operator: ChartOperator,
+                                         real_node: NodeSet, models: dict[str, TrainedModel]) -> None:
     _deploy_stable(cluster, namespace, models["v1"])
     load = _load(cluster, namespace)
     try:
@@ -72,7 +73,7 @@ def test_good_model_is_promoted_in_steps(cluster: Cluster, namespace: str, opera
 
 
 def test_failing_model_is_rolled_back_without_stable_errors(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel]) -> None:
     stable = _deploy_stable(cluster, namespace, models["v1"])
     load = _load(cluster, namespace, large_fraction=0.5)
@@ -97,8 +98,8 @@ def test_failing_model_is_rolled_back_without_stable_errors(
     assert results.ok_for(stable_rev) > 0
 
 
-def test_slower_model_fails_latency_comparison(cluster: Cluster, namespace: str, operator: OperatorProcess,
-                                               real_node: NetKubelet, models: dict[str, TrainedModel]) -> None:
+def test_slower_model_fails_latency_comparison(cluster: Cluster, namespace: str, operator: ChartOperator,
+                                               real_node: NodeSet, models: dict[str, TrainedModel]) -> None:
     metrics = [{"name": "p99", "builtin": "latencyP99", "vsStable": {"maxIncrease": 1.0}}]
     _deploy_stable(cluster, namespace, models["v1"], metrics=metrics)
     load = _load(cluster, namespace)
@@ -115,7 +116,7 @@ def test_slower_model_fails_latency_comparison(cluster: Cluster, namespace: str,
 
 
 def test_prometheus_outage_holds_inconclusive_then_resumes(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         prometheus: Prometheus, models: dict[str, TrainedModel]) -> None:
     steps = [{"setWeight": 50}, {"analysis": {"count": 2}}]
     kw: dict[str, Any] = {"steps": steps, "interval": "4s", "prometheus_url": prometheus.url}
@@ -152,7 +153,7 @@ KILL_POINTS = {
 @pytest.mark.parametrize("kill_point", [k if k == "mid-shift" else pytest.param(k, marks=pytest.mark.faults)
                                         for k in KILL_POINTS])
 def test_operator_killed_resumes_to_the_same_end(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], kill_point: str) -> None:
     # 25% of 2 stable pods is one canary pod: promotion has a second pod to start, so it is seen.
     steps = [{"setWeight": 10}, {"pause": {"duration": "2s"}}, {"setWeight": 25}, {"analysis": {"count": 2}}]
@@ -182,7 +183,7 @@ def test_operator_killed_resumes_to_the_same_end(
 
 
 def test_new_version_mid_canary_restarts_the_rollout(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel]) -> None:
     steps = [{"setWeight": 10}, {"pause": {"duration": "6s"}}, {"setWeight": 50}, {"pause": {"duration": "2s"}}]
     _deploy_stable(cluster, namespace, models["v1"], steps=steps)
@@ -209,7 +210,7 @@ def test_new_version_mid_canary_restarts_the_rollout(
 
 
 def test_model_with_wrong_sha256_never_takes_traffic(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel]) -> None:
     stable = _deploy_stable(cluster, namespace, models["v1"])
     load = _load(cluster, namespace)

@@ -20,10 +20,11 @@ import pytest
 
 from demo.scenario import TrainedModel, apply, manifest, retraining_spec, wait_status, write_shifted_csv
 from devcluster.localcluster import Cluster
-from devcluster.netkubelet import NetKubelet
+from devcluster.realnode import NodeSet
 from devcluster.prometheus import Prometheus
 from devcluster.traffic import LoadGenerator
-from tests.conftest import OperatorProcess, wait_for
+from devcluster.chart import ChartOperator
+from tests.conftest import wait_for
 from tests.gitops import monitoring
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -34,10 +35,10 @@ _METRIC = re.compile(r"\b(modelops_[a-z_]+|up)\b")
 
 
 @pytest.fixture
-def scraping(cluster: Cluster, operator: OperatorProcess, tmp_path: Path) -> Iterator[Prometheus]:
+def scraping(cluster: Cluster, operator: ChartOperator, tmp_path: Path) -> Iterator[Prometheus]:
     """A Prometheus of this test's own that also scrapes the operator (the shared one scrapes pods only)."""
     prom = Prometheus(str(cluster.kubeconfig), cluster.port_base + 91, data_root=tmp_path,
-                      static_jobs={OPERATOR_JOB: [f"127.0.0.1:{operator.metrics_port}"]})
+                      static_jobs={OPERATOR_JOB: [operator.metrics_target()]})
     prom.start()
     yield prom
     prom.stop()
@@ -52,7 +53,7 @@ def _wanted(queries: list[monitoring.Query]) -> dict[str, str]:
 
 
 def test_every_dashboard_query_returns_a_series_and_every_alert_evaluates_during_a_rollout(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         scraping: Prometheus, models: dict[str, TrainedModel], tmp_path: Path) -> None:
     steps = [{"setWeight": 50}, {"pause": {"duration": "12s"}}]
     obj = manifest(NAME, models["v1"], steps=steps, min_requests=5)

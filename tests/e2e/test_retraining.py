@@ -30,10 +30,11 @@ from demo.scenario import (
     write_shifted_csv,
 )
 from devcluster.localcluster import Cluster
-from devcluster.netkubelet import NetKubelet
+from devcluster.realnode import NodeSet
 from devcluster.prometheus import Prometheus
 from devcluster.traffic import LoadGenerator
-from tests.conftest import OperatorProcess, wait_for
+from devcluster.chart import ChartOperator
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 NAME = "iris"
@@ -94,7 +95,7 @@ def data(tmp_path: Path) -> Path:
 
 
 def test_drift_triggers_one_job_whose_candidate_passes_the_gate_and_is_promoted(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], data: Path) -> None:
     apply(cluster, namespace, _retraining_manifest(
         models["v1"], data, dataset=data / "shifted.csv",
@@ -128,7 +129,7 @@ def test_drift_triggers_one_job_whose_candidate_passes_the_gate_and_is_promoted(
 
 
 def test_a_candidate_trained_on_shuffled_labels_is_rejected_by_the_gate_and_nothing_rolls(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], data: Path) -> None:
     obj = _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv",
                                gate={"metric": "accuracy", "minValue": 0.8, "minImprovement": 0.05})
@@ -152,7 +153,7 @@ def test_a_candidate_trained_on_shuffled_labels_is_rejected_by_the_gate_and_noth
 
 
 def test_an_unchanged_dataset_is_no_new_data(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], data: Path) -> None:
     # The dataset the current model was trained on: retraining on it again would change nothing.
     obj = _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None)
@@ -177,7 +178,7 @@ def test_an_unchanged_dataset_is_no_new_data(
 # Two full retrain cycles around a one-minute cooldown (about 2 minutes): in `make test-faults`.
 @pytest.mark.faults
 def test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         prometheus: Prometheus, models: dict[str, TrainedModel], data: Path) -> None:
     # No gate: nothing scores the shuffled-label candidate before it takes traffic. The canary's
     # analysis reads its accuracy from the servers' feedback gauges (the load generator labels every
@@ -217,7 +218,7 @@ def test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_i
 
 
 def test_a_git_edit_of_spec_model_during_the_job_supersedes_its_candidate(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], data: Path) -> None:
     obj = _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None)
     apply(cluster, namespace, obj)
@@ -242,7 +243,7 @@ def test_a_git_edit_of_spec_model_during_the_job_supersedes_its_candidate(
 # in `make test-faults`.
 @pytest.mark.faults
 def test_windows_below_min_samples_never_trigger(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], data: Path) -> None:
     apply(cluster, namespace, _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None))
     wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
@@ -267,7 +268,7 @@ def test_windows_below_min_samples_never_trigger(
 
 @pytest.mark.faults
 def test_the_operator_killed_mid_job_adopts_the_job_and_starts_no_second_one(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], data: Path) -> None:
     apply(cluster, namespace, _retraining_manifest(models["v1"], data, dataset=data / "shifted.csv", gate=None))
     wait_status(cluster, namespace, NAME, lambda st: st.get("phase") == "Healthy", "v1 Healthy", 120)
@@ -291,7 +292,7 @@ def test_the_operator_killed_mid_job_adopts_the_job_and_starts_no_second_one(
 
 
 def test_the_loop_closes_from_production_data_alone(
-        cluster: Cluster, namespace: str, operator: OperatorProcess, real_node: NetKubelet,
+        cluster: Cluster, namespace: str, operator: ChartOperator, real_node: NodeSet,
         models: dict[str, TrainedModel], tmp_path: Path) -> None:
     # Nothing from outside: the servers log what they serve under the retraining output prefix, clients
     # label their predictions through the feedback endpoint, and the Job trains on that join.

@@ -98,8 +98,30 @@ def test_operator_deployment_shape() -> None:
         assert dep["spec"]["replicas"] == 2
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert {"name": "metrics", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
-        assert container["command"] == ["modelops", "run", "--liveness", "http://0.0.0.0:8081/healthz",
-                                        "--metrics-port", "8080", *extra]
+        assert container["command"] == ["modelops", "run", "--metrics-port", "8080", *extra]
+        _assert_runs(container)
+
+
+def _assert_runs(container: dict[str, Any]) -> None:
+    """The command parses with the operator's own CLI, and every probe names a port the container has
+    (the first real-node run found `--liveness`, a flag `modelops run` never had: CrashLoopBackOff)."""
+    from modelops.cli.main import build_parser
+
+    command = container["command"]
+    assert command[0] == "modelops"
+    build_parser().parse_args(command[1:])  # SystemExit(2) on an unknown flag
+    ports = {p["name"] for p in container["ports"]} | {p["containerPort"] for p in container["ports"]}
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if probe in container:
+            assert container[probe]["httpGet"]["port"] in ports, (probe, container[probe])
+
+
+def test_the_charts_operator_command_runs() -> None:
+    from tests.gitops import render
+
+    for values in ([], ["watchNamespace=models", "prometheusAllow[0]=prometheus.monitoring"]):
+        dep = next(o for o in render.objects(render.helm_template(*values)) if o["kind"] == "Deployment")
+        _assert_runs(dep["spec"]["template"]["spec"]["containers"][0])
 
 
 def test_sync_waves_order_crd_operator_modeldeployments() -> None:
