@@ -80,8 +80,10 @@ class ChartOperator:
         return list(json.loads(out).get("items", [])) if out.strip() else []
 
     def leader_name(self) -> str:
+        """The leader's pod name (the Lease's holder identity is `<pod>_<pid>_<random>`)."""
         out = self.cluster.kubectl("get", "lease", LEASE, "-n", NAMESPACE, "-o", "json", check=False)
-        return str(json.loads(out).get("spec", {}).get("holderIdentity") or "") if out.strip() else ""
+        holder = str(json.loads(out).get("spec", {}).get("holderIdentity") or "") if out.strip() else ""
+        return holder.split("_", 1)[0]
 
     def leader(self) -> dict[str, Any] | None:
         name = self.leader_name()
