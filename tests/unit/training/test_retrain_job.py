@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from modelops.artifacts.digest import sha256_file
 from modelops.cli.main import main
 from modelops.retraining.result import parse_result
-from modelops.training.artifact import sha256_file
 from modelops.training.trainer import TrainOptions, train
 
 MODELOPS = str(Path(sys.executable).parent / "modelops")
