@@ -1,13 +1,12 @@
 """s3:// against a real S3-compatible server on loopback (moto's server, over HTTP, through boto3):
 `modelops fetch`, the request log and `modelops dataset build` with credentials from the environment,
-as a pod gets them from `spec.model.credentialsSecret`."""
+as a pod gets them from `spec.model.credentialsSecret`. The server is tests/unit/conftest.py's."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,34 +19,7 @@ from modelops.cli.main import main
 from modelops.serving.datalog import RequestLog, RequestLogConfig
 from modelops.serving.feedback import Label
 
-BUCKET = "models"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture()
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The environment a pod gets from its credentials Secret; a fresh bucket."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "modelops-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "modelops-test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never look for instance credentials
-    client = s3_client()
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
-    return s3_endpoint
+BUCKET = "models"  # the s3 fixture's bucket (tests/unit/conftest.py)
 
 
 def test_fetch_from_s3_verifies_the_digest(iris_joblib: Path, tmp_path: Path, s3: str) -> None:
