@@ -24,7 +24,9 @@ def add_train_command(commands: Any, func: Callable[[argparse.Namespace], int] |
         help="train a scikit-learn model and write a model directory",
         description="Train a scikit-learn pipeline and write model file, model.sha256 and metadata.json.",
     )
-    p.add_argument("--dataset", required=True, help="iris | wine | breast_cancer | diabetes | PATH.csv | PATH.parquet")
+    p.add_argument("--dataset", required=True,
+                   help="iris | wine | breast_cancer | diabetes | PATH or URI (file://, pvc://, s3://, http(s)://) "
+                   "of a .csv or .parquet file")
     p.add_argument("--output", required=True, type=Path, help="model directory to write")
     p.add_argument("--format", choices=["joblib", "skops"], default="joblib")
     p.add_argument("--target", help="target column of a CSV/Parquet dataset (default: the last column)")

@@ -65,8 +65,22 @@ class Dataset:
 
 
 def load_dataset(spec: str, target: str | None = None) -> Dataset:
-    """A built-in scikit-learn dataset by name, or a CSV / Parquet file (target column = ``target``
-    or the last column). Feature columns must be numeric."""
+    """A built-in scikit-learn dataset by name, or a CSV / Parquet file, a path or any URI the artifact
+    store reads (target column = ``target`` or the last column). Feature columns must be numeric."""
+    if "://" in spec:
+        import tempfile
+
+        from modelops.artifacts.errors import ArtifactError
+        from modelops.artifacts.store import ArtifactStore
+
+        with tempfile.TemporaryDirectory(prefix="modelops-dataset-") as scratch:
+            try:
+                local = ArtifactStore().local_copy(spec, Path(scratch))
+            except ArtifactError as error:
+                raise ValueError(f"dataset {error}") from None  # `modelops train` reports bad input as exit 2
+            data = load_dataset(str(local), target)
+        data.name = spec
+        return data
     if spec in BUILTIN_DATASETS:
         from sklearn import datasets
 

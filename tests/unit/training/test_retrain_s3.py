@@ -132,3 +132,12 @@ def test_a_missing_dataset_on_s3_fails_naming_it(s3: str, tmp_path: Path, capsys
                  "--scratch", str(tmp_path / "scratch")])
     assert code == 2
     assert f"s3://{BUCKET}/data/nope.csv: does not exist" in capsys.readouterr().err
+
+
+def test_modelops_train_reads_its_dataset_from_s3(on_s3: dict[str, str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--dataset", on_s3["train"], "--target", "label", "--output", str(tmp_path / "m")]) == 0
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert meta["dataset"] == on_s3["train"] and meta["name"] == "train"
+    assert main(["train", "--dataset", f"s3://{BUCKET}/data/nope.csv", "--output", str(tmp_path / "n")]) == 2
+    assert "does not exist" in capsys.readouterr().err
