@@ -361,7 +361,8 @@ def in_process(model_dirs: dict[str, Path]) -> tuple[list[str], list[str]]:
     import joblib
     import numpy as np
     import skops.io
-    from modelops.serving.loader import Predictor, load_model_dir
+    from modelops.loading.loader import load_model_dir
+    from modelops.serving.predictor import Predictor
     from sklearn.datasets import load_iris
 
     predict_lines = []

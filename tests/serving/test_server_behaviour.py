@@ -130,7 +130,7 @@ def test_concurrent_requests_are_merged_into_one_batch(models, start_server) -> 
     answers = [json.loads(c.getresponse().read())["predictions"][0] for c in conns]
     for conn in conns:
         conn.close()
-    from modelops.serving.loader import load_model_dir
+    from modelops.loading.loader import load_model_dir
 
     expected = load_model_dir(models()).model.predict(IRIS[[i * 18 for i in range(8)]])
     assert answers == [int(v) for v in expected]

@@ -13,7 +13,7 @@ import requests
 import tritonclient.http as triton
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelops.serving.loader import load_model_dir
+from modelops.loading.loader import load_model_dir
 from sklearn.datasets import load_iris
 
 from .conftest import Server

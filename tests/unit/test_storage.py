@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from modelops.api.models import ModelDeploymentSpec
+from modelops.artifacts.errors import ArtifactError
+from modelops.artifacts.uri import parse_pvc_uri
 from modelops.resources.builders import deployment
-from modelops.resources.storage import StorageURIError, parse_pvc_uri, pvc_volume
+from modelops.resources.volumes import pvc_volume
 from pydantic import ValidationError
 
 
@@ -22,7 +24,7 @@ def test_pvc_volume_mounts_the_claim_where_fetch_resolves_the_uri() -> None:
 @pytest.mark.parametrize("uri", ["pvc://../x", "pvc:///etc/passwd", "pvc://a/../../x", "pvc://UPPER/x",
                                  "pvc://a//etc/x", "pvc://a%2Fb/x", "s3://bucket/x"])
 def test_uris_that_leave_their_claim_are_refused(uri: str) -> None:
-    with pytest.raises(StorageURIError, match=uri.split("/")[0]):
+    with pytest.raises(ArtifactError, match=uri.split("/")[0]):
         parse_pvc_uri(uri)
 
 

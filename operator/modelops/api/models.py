@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from modelops.artifacts.errors import ArtifactError
+from modelops.artifacts.uri import parse_pvc_uri
+
 GROUP = "modelops.dev"
 VERSION = "v1alpha1"
 KIND = "ModelDeployment"
@@ -130,9 +133,10 @@ class ModelSource(Model):
     @classmethod
     def _pvc_uri_stays_inside_its_claim(cls, uri: str) -> str:
         if uri.startswith("pvc://"):
-            from modelops.resources.storage import parse_pvc_uri
-
-            parse_pvc_uri(uri)  # its ValueError names the bad part (claim, '..', absolute path)
+            try:
+                parse_pvc_uri(uri)
+            except ArtifactError as error:
+                raise ValueError(str(error)) from None  # the message names the bad part (claim, '..', absolute)
         return uri
 
 

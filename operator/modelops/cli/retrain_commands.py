@@ -32,6 +32,15 @@ def _gate_flags(p: argparse.ArgumentParser, metric_flag: str, required: bool) ->
                    help="how much better than current the candidate must be (lower for mae)")
 
 
+def _download_flags(p: argparse.ArgumentParser) -> None:
+    from modelops.artifacts.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
+
+    p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                   help="largest file downloaded (dataset, holdout, model), in bytes")
+    p.add_argument("--max-time", type=float, default=DEFAULT_MAX_SECONDS,
+                   help="seconds each download may take, retries included")
+
+
 def _register_evaluate(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
         "evaluate",
@@ -39,29 +48,34 @@ def _register_evaluate(commands: Any) -> None:
         description="Score --candidate and --current on the same --holdout; exit 0 when the candidate passes, "
         "1 when rejected, 2 on errors.",
     )
-    p.add_argument("--candidate", required=True, help="model directory, or model file URI (file://, pvc://, http)")
+    p.add_argument("--candidate", required=True,
+                   help="model directory, or model file URI (file://, pvc://, s3://, http(s)://)")
     p.add_argument("--candidate-sha256", default=None, help="expected digest (default: the directory's model.sha256)")
     p.add_argument("--current", default=None, help="the model to beat (omit: judge the candidate alone)")
     p.add_argument("--current-sha256", default=None)
     p.add_argument("--holdout", required=True, help="CSV or Parquet (path or URI)")
     p.add_argument("--target", default=None, help="label column of the holdout (default: the last column)")
     p.add_argument("--pvc-root", type=Path, default=Path("/mnt/pvc"))
+    _download_flags(p)
     _gate_flags(p, "--metric", required=True)
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from modelops.artifacts.errors import ArtifactError
+    from modelops.artifacts.store import ArtifactStore
     from modelops.training.evaluation import EvaluationError, GateRule, evaluate, load_model
-    from modelops.training.storage import StorageError, readable
 
+    store = ArtifactStore(pvc_root=args.pvc_root, max_bytes=args.max_bytes, max_seconds=args.max_time)
     try:
         rule = GateRule(args.gate_metric, args.min_value, args.max_value, args.min_improvement)
-        holdout = readable(args.holdout, args.pvc_root, Path("/tmp/modelops-eval")) if "://" in args.holdout \
+        holdout = store.local_copy(args.holdout, Path("/tmp/modelops-eval")) if "://" in args.holdout \
             else Path(args.holdout)
-        candidate = load_model(args.candidate, args.candidate_sha256, args.pvc_root)
-        current = load_model(args.current, args.current_sha256, args.pvc_root) if args.current else None
+        candidate = load_model(args.candidate, args.candidate_sha256, args.pvc_root, args.max_bytes, args.max_time)
+        current = (load_model(args.current, args.current_sha256, args.pvc_root, args.max_bytes, args.max_time)
+                   if args.current else None)
         outcome = evaluate(candidate, current, holdout, args.target, rule)
-    except (EvaluationError, StorageError, ValueError, OSError) as error:
+    except (EvaluationError, ArtifactError, ValueError, OSError) as error:
         print(f"modelops evaluate: {error}", file=sys.stderr)
         return EXIT_ERROR
     current_text = f"{outcome.current:.6g}" if outcome.current is not None else "-"
@@ -78,7 +92,7 @@ def _register_retrain_job(commands: Any) -> None:
         "--holdout, write the result JSON to --termination-log. Arguments after `--` go to `modelops train`.",
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", default=None, help="CSV/Parquet URI (file://, pvc://, http(s)://)")
+    source.add_argument("--dataset", default=None, help="CSV/Parquet URI (file://, pvc://, s3://, http(s)://)")
     source.add_argument("--from-serving", default=None, metavar="URI",
                         help="folder of the servers' logged requests and feedback labels (Parquet)")
     p.add_argument("--target", default=None, help="label column (default: the last; `label` for --from-serving)")
@@ -89,7 +103,7 @@ def _register_retrain_job(commands: Any) -> None:
     p.add_argument("--holdout-sha256", default=None)
     p.add_argument("--current", default=None, help="URI of the model serving now (the one to beat)")
     p.add_argument("--current-sha256", default=None)
-    p.add_argument("--output", required=True, help="directory URI to write the model into (file://, pvc://)")
+    p.add_argument("--output", required=True, help="directory URI to write the model into (file://, pvc://, s3://)")
     p.add_argument("--format", choices=["joblib", "skops"], default="joblib")
     p.add_argument("--name", required=True)
     p.add_argument("--version", required=True)
@@ -97,6 +111,7 @@ def _register_retrain_job(commands: Any) -> None:
     p.add_argument("--image", default=None, help="the image this runs in (recorded in metadata.json)")
     p.add_argument("--pvc-root", type=Path, default=Path("/mnt/pvc"))
     p.add_argument("--scratch", type=Path, default=Path("/tmp/modelops-retrain"))
+    _download_flags(p)
     p.add_argument("--termination-log", type=Path, default=Path("/dev/termination-log"))
     _gate_flags(p, "--gate-metric", required=False)
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="`-- --estimator forest ...`: modelops train flags")
@@ -104,10 +119,10 @@ def _register_retrain_job(commands: Any) -> None:
 
 
 def _retrain_job(args: argparse.Namespace) -> int:
+    from modelops.artifacts.errors import ArtifactError
     from modelops.retraining.result import ResultError
     from modelops.training.evaluation import EvaluationError, GateRule
     from modelops.training.retrain_job import RetrainJobError, RetrainJobOptions, run
-    from modelops.training.storage import StorageError
 
     extra = list(args.train_args)
     if extra and extra[0] == "--":
@@ -125,9 +140,9 @@ def _retrain_job(args: argparse.Namespace) -> int:
             holdout=args.holdout, holdout_sha256=args.holdout_sha256, current=args.current,
             current_sha256=args.current_sha256, gate=gate, skip_if_dataset_sha256=args.skip_if_dataset_sha256,
             trigger=trigger, image=args.image, train_args=extra, pvc_root=args.pvc_root, scratch=args.scratch,
-            termination_log=args.termination_log,
+            termination_log=args.termination_log, max_bytes=args.max_bytes, max_seconds=args.max_time,
         ))
-    except (RetrainJobError, EvaluationError, StorageError, ResultError, ValueError, OSError) as error:
+    except (RetrainJobError, EvaluationError, ArtifactError, ResultError, ValueError, OSError) as error:
         print(f"modelops retrain-job: {error}", file=sys.stderr)
         return EXIT_ERROR
     except SystemExit as exit_:  # a bad `modelops train` flag in spec.retraining.job.args

@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops.training.train_args import add_train_command, train_options
+
 if TYPE_CHECKING:
     from modelops.training.trainer import TrainOptions
 
 
 def register(commands: Any) -> None:
     """Add the serving subcommands to the `modelops` argparse subparsers."""
-    _register_train(commands)
+    add_train_command(commands, _train)
     _register_fetch(commands)
     _register_serve(commands)
     from modelops.training.served_data import register as register_dataset
@@ -25,45 +27,9 @@ def register(commands: Any) -> None:
     register_dataset(commands)
 
 
-def _register_train(commands: Any) -> None:
-    p: argparse.ArgumentParser = commands.add_parser(
-        "train",
-        help="train a scikit-learn model and write a model directory",
-        description="Train a scikit-learn pipeline and write model file, model.sha256 and metadata.json.",
-    )
-    p.add_argument("--dataset", required=True, help="iris | wine | breast_cancer | diabetes | PATH.csv | PATH.parquet")
-    p.add_argument("--output", required=True, type=Path, help="model directory to write")
-    p.add_argument("--format", choices=["joblib", "skops"], default="joblib")
-    p.add_argument("--target", help="target column of a CSV/Parquet dataset (default: the last column)")
-    p.add_argument("--version", default="1", help="model version recorded in metadata.json")
-    p.add_argument("--name", help="model name (default: the dataset's name)")
-    p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
-    p.add_argument("--estimator", choices=["linear", "forest", "hgb"], default="linear")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bins", type=int, default=10, help="drift baseline bins per feature")
-    p.add_argument("--lineage", type=_json_object, default=None, metavar="JSON",
-                   help="lineage recorded in metadata.json (dataset URI, image, parent sha256, ...)")
-    p.add_argument("--trigger", type=_json_object, default=None, metavar="JSON",
-                   help="the retraining trigger's evidence (signal, value, samples, window, at)")
-    p.add_argument("--shuffle-labels", action="store_true", help="train on shuffled labels: a deliberately worse model")
-    p.set_defaults(func=_train)
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    import json
-
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not JSON: {error}") from error
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
-
-
 def _lineage(args: argparse.Namespace) -> dict[str, Any]:
     """--lineage and --trigger, plus the dataset's sha256 when it is a file."""
-    from modelops.training.storage import sha256_path
+    from modelops.artifacts.digest import sha256_path
 
     if args.lineage is None and args.trigger is None:
         return {}
@@ -74,45 +40,6 @@ def _lineage(args: argparse.Namespace) -> dict[str, Any]:
     if "dataset" not in lineage and path.is_file():
         lineage["dataset"] = {"uri": args.dataset, "sha256": sha256_path(path)}
     return lineage
-
-
-def train_options_from_args(extra: list[str], **fixed: Any) -> Any:
-    """TrainOptions from `modelops train` flags in `extra` (spec.retraining.job.args), with `fixed` winning.
-
-    Used by `modelops retrain-job`, so a Job accepts exactly the flags `modelops train` documents.
-    """
-    from modelops.training.trainer import TrainOptions
-
-    parser = argparse.ArgumentParser(prog="modelops train", add_help=False)
-    holder = parser.add_subparsers()
-    _register_train(holder)
-    train_parser = holder.choices["train"]
-    args = train_parser.parse_args(["--dataset", str(fixed["dataset"]), "--output", str(fixed["output"]), *extra])
-    opts = train_options(args)
-    for key, value in fixed.items():
-        if value is not None:
-            setattr(opts, key, value)
-    assert isinstance(opts, TrainOptions)
-    return opts
-
-
-def train_options(args: argparse.Namespace) -> TrainOptions:
-    """The trainer's options from parsed `modelops train` arguments (tests extend them with wrappers)."""
-    from modelops.training.trainer import TrainOptions
-
-    return TrainOptions(
-        dataset=args.dataset,
-        output=args.output,
-        format=args.format,
-        target=args.target,
-        version=args.version,
-        name=args.name,
-        task=args.task,
-        estimator=args.estimator,
-        seed=args.seed,
-        bins=args.bins,
-        shuffle_labels=args.shuffle_labels,
-    )
 
 
 def run_train(opts: TrainOptions) -> int:
@@ -156,12 +83,13 @@ def _register_fetch(commands: Any) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from modelops.serving.fetch import FetchError, fetch_model
+    from modelops.artifacts.errors import ArtifactError
+    from modelops.artifacts.fetch import fetch_model
 
     try:
         path = fetch_model(args.uri, args.sha256, args.output, args.pvc_root, args.timeout, args.retries,
                            args.max_bytes, args.max_time)
-    except (FetchError, OSError) as exc:
+    except (ArtifactError, OSError) as exc:
         print(f"modelops fetch: {exc}", file=sys.stderr)
         return 1
     print(f"fetched {args.uri} -> {path} (sha256 verified)")

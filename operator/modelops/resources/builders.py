@@ -24,7 +24,7 @@ from modelops.resources.naming import (
     service_name,
     track_service_name,
 )
-from modelops.resources.storage import (
+from modelops.resources.volumes import (
     SERVED_VOLUME,
     credentials_env_from,
     model_store_mounts,

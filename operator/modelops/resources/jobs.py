@@ -12,10 +12,10 @@ credentials Secret as environment.
 from __future__ import annotations
 
 import json
-import urllib.parse
 from typing import Any
 
 from modelops.api.models import DEFAULT_SERVER_IMAGE, DEFAULT_TRAINER_IMAGE, ModelDeploymentSpec, parse_duration
+from modelops.artifacts.uri import PVC_ROOT, pvc_claim
 from modelops.resources.builders import _CONTAINER_SECURITY, _POD_SECURITY, _resources, owner_reference
 from modelops.resources.naming import (
     LABEL_COMPONENT,
@@ -26,10 +26,9 @@ from modelops.resources.naming import (
     LABEL_PART_OF,
     MANAGED_BY,
 )
-from modelops.resources.storage import served_uri
+from modelops.resources.volumes import served_uri
 from modelops.retraining.actions import CreateJob
 
-PVC_ROOT = "/mnt/pvc"
 TERMINATION_LOG = "/dev/termination-log"
 RETRAIN_NAME = "modelops-retrain"  # app.kubernetes.io/name of Job pods: never selected by the serving Services
 LABEL_RUN = "modelops.dev/retrain-run"
@@ -49,14 +48,6 @@ def job_image(spec: ModelDeploymentSpec) -> str:
     if job is not None and job.image:
         return job.image
     return DEFAULT_TRAINER_IMAGE if spec.serving.image == DEFAULT_SERVER_IMAGE else spec.serving.image
-
-
-def claim_of(uri: str) -> str | None:
-    """The PersistentVolumeClaim a pvc://<claim>/<path> URI lives on, else None."""
-    parsed = urllib.parse.urlsplit(uri)
-    if parsed.scheme != "pvc":
-        return None
-    return parsed.netloc or None
 
 
 def _deadline_seconds(text: str) -> int:
@@ -115,7 +106,7 @@ def retrain_job(mdep: str, namespace: str, uid: str, spec: ModelDeploymentSpec, 
     uris = [u for u in (job.dataset.uri, job.holdout.uri if job.holdout else None, job.output.uri,
                         create.params.parent.uri if create.params.parent else None,
                         served_uri(job.output.uri) if job.dataset.from_serving else None) if u]
-    claims = sorted({c for c in (claim_of(u) for u in uris) if c})
+    claims = sorted({c for c in (pvc_claim(u) for u in uris) if c})
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
     for claim in claims:

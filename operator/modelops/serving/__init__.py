@@ -1,11 +1,12 @@
-"""The model server that runs in serving pods (`modelops serve`) and its init step (`modelops fetch`).
+"""The model server that runs in serving pods (`modelops serve`).
 
 Layout: ``server`` (supervisor: load, bind, fork, drift, restart stuck workers, SIGTERM), ``worker``
 (one event loop per process), ``http`` (httptools protocol, routing, micro-batcher), ``grpc_server``
 (OIP v2 gRPC and grpc.health.v1 on the same loop and batcher; stubs in ``grpc_v2``),
 ``protocol`` / ``grpc_codec`` (OIP v2 / KServe v1 decoding), ``heartbeat`` (shared-memory worker
-heartbeats), ``loader`` (safe loading, fast predictor), ``metrics`` (Prometheus, multiprocess),
-``drift_monitor`` (rows from workers to PSI in the supervisor), ``fetch`` (artifact download).
+heartbeats), ``predictor`` (the fast predict path), ``metrics`` (Prometheus, multiprocess),
+``drift_monitor`` (rows from workers to PSI in the supervisor). The pod's init step (`modelops fetch`)
+and the storage it reads are modelops.artifacts'; safe model loading is modelops.loading's.
 
 gRPC (``--grpc-port``): ``inference.GRPCInferenceService`` (ServerLive, ServerReady, ModelReady,
 ServerMetadata, ModelMetadata, ModelInfer with raw or typed contents) and ``grpc.health.v1.Health``.
@@ -15,7 +16,7 @@ Endpoints: ``GET /v2/health/live``, ``GET /v2/health/ready`` (503 while draining
 tensor extension; outputs ``predict`` and, for classifiers, ``predict_proba``),
 ``GET /v1/models``, ``GET /v1/models/<name>``, ``POST /v1/models/<name>:predict``, ``GET /metrics``,
 ``POST /v2/models/<name>[/versions/<v>]/feedback`` (ground-truth labels by request id: ``feedback``;
-sampled requests and labels as Parquet: ``datalog``; storage URIs: ``objectstore``).
+sampled requests and labels as Parquet: ``datalog``, through modelops.artifacts.store).
 
 Metrics (labels model, version, revision on all): ``modelops_requests_total{protocol,code}``
 (inference requests only, probes excluded; ``code`` is the HTTP status, or the one a gRPC status

@@ -6,12 +6,12 @@ Each worker process owns one :class:`RequestLog`: the request path only draws a 
 puts a reference on a bounded queue (``put_nowait``; when the queue is full the rows are dropped and
 counted, never waited for); a background thread batches and writes closed Parquet files:
 
-- ``<URI>/requests/<time>-<host>-<pid>-<seq>.parquet``: ``_id``, ``_row``, ``_time`` (Unix seconds),
-  ``_model``, ``_version``, ``_revision``, ``_prediction`` (JSON text), then one float64 column per
-  feature, in the model's order; the schema metadata ``modelops.features`` lists the feature names.
-- ``<URI>/labels/...parquet``: ``_id``, ``_row``, ``_time``, ``_label`` (JSON text, so a label keeps
-  its type): every well-formed feedback label, joined or not; the join happens later, in
-  ``modelops dataset build`` (modelops.training.served_data), with no time limit.
+- ``<URI>/requests/...parquet``: the sampled requests and their predictions;
+- ``<URI>/labels/...parquet``: every well-formed feedback label, joined or not; the join happens later,
+  in ``modelops dataset build`` (modelops.training.served_data), with no time limit.
+
+Columns and file names are in modelops.artifacts.log_layout, which the reader shares; files go through
+the artifact store (modelops.artifacts.store).
 
 A file is closed (rotated) when it holds ``max_rows`` rows or its first row is ``max_seconds`` old,
 and on shutdown. Files are written whole (a temp file renamed, or one S3 PUT), so a reader never
@@ -34,14 +34,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelops.serving import objectstore
+from modelops.artifacts import uri as uris
+from modelops.artifacts.log_layout import FEATURES_KEY, LABELS_DIR, REQUESTS_DIR
+from modelops.artifacts.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-REQUESTS_DIR = "requests"
-LABELS_DIR = "labels"
-FEATURES_KEY = b"modelops.features"
 
 
 @dataclass
@@ -56,7 +55,7 @@ class RequestLogConfig:
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ValueError(f"--log-sample-rate must be between 0 and 1, got {self.sample_rate}")
         scheme = self.uri.split("://", 1)[0] if "://" in self.uri else ""
-        if scheme not in objectstore.SCHEMES:
+        if scheme not in uris.WRITABLE_SCHEMES:
             raise ValueError(f"--log-requests-to must be a file://, pvc:// or s3:// directory URI, got {self.uri!r}")
         if self.max_rows < 1 or self.max_seconds <= 0 or self.queue_items < 1:
             raise ValueError("request log limits must be positive")
@@ -99,6 +98,7 @@ class RequestLog:
         self.written_rows = 0
         self.failed_files = 0
         self._seq = 0
+        self._store = ArtifactStore()  # pvc:// under /mnt/pvc, where the Deployment builder mounts the claim
         self._thread: threading.Thread | None = None
         self._prefix = f"{socket.gethostname()}-{_pid()}"
 
@@ -228,11 +228,11 @@ class RequestLog:
 
         self._seq += 1
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        uri = objectstore.join(self.config.uri, kind, f"{stamp}-{self._prefix}-{self._seq:06d}.parquet")
+        uri = uris.join(self.config.uri, kind, f"{stamp}-{self._prefix}-{self._seq:06d}.parquet")
         try:
             buf = io.BytesIO()
             pq.write_table(table, buf, compression="zstd")
-            objectstore.write_bytes(uri, buf.getvalue())
+            self._store.write_bytes(uri, buf.getvalue())
         except Exception as exc:  # storage down: count and carry on; the request path never notices
             self.failed_files += 1
             log.error("request log: could not write %s (%d rows): %s", uri, rows, exc)

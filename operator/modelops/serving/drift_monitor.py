@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelops.artifacts.model_dir import ModelMetadata
 from modelops.drift import Baseline, SlidingWindowCounts, bin_counts, psi
-from modelops.training.artifact import ModelMetadata
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -27,8 +27,8 @@ import orjson
 from modelops.serving import feedback, protocol
 from modelops.serving.drift_monitor import SharedRing
 from modelops.serving.heartbeat import Heartbeats
-from modelops.serving.loader import Predictor
 from modelops.serving.metrics import RequestMetrics, render
+from modelops.serving.predictor import Predictor
 from modelops.serving.protocol import InferRequest, ModelSpec, RequestError
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelops.loading.loader import LoadedModel, ModelLoadError, load_model_dir
 from modelops.serving.datalog import RequestLogConfig
 from modelops.serving.feedback import FeedbackConfig, FeedbackPlumbing
-from modelops.serving.loader import LoadedModel, ModelLoadError, Predictor, load_model_dir
+from modelops.serving.predictor import Predictor
 
 log = logging.getLogger("modelops.serve")
 

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelops.artifacts import uri as uris
+from modelops.artifacts.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 from modelops.retraining.result import GateOutcome
-from modelops.training.storage import local_path
 from modelops.training.trainer import load_dataset
 
 METRICS = ("accuracy", "f1", "r2", "mae")
@@ -75,20 +76,22 @@ def judge(rule: GateRule, candidate: float, current: float | None) -> GateOutcom
     return GateOutcome(metric=rule.metric, candidate=candidate, current=current, passed=not reasons, message=message)
 
 
-def load_model(uri_or_dir: str, sha256: str | None, pvc_root: Path) -> Any:
+def load_model(uri_or_dir: str, sha256: str | None, pvc_root: Path, max_bytes: int = DEFAULT_MAX_BYTES,
+               max_seconds: float = DEFAULT_MAX_SECONDS) -> Any:
     """A model directory, or a model file URI fetched (and verified) like a serving pod does."""
-    from modelops.serving.fetch import FetchError, fetch_model
-    from modelops.serving.loader import ModelLoadError, load_model_dir
+    from modelops.artifacts.errors import ArtifactError
+    from modelops.artifacts.fetch import fetch_model
+    from modelops.loading.loader import ModelLoadError, load_model_dir
 
     try:
-        path = local_path(uri_or_dir, pvc_root) if "://" in uri_or_dir else Path(uri_or_dir)
+        path = uris.local_path(uri_or_dir, pvc_root) if "://" in uri_or_dir else Path(uri_or_dir)
         if path is not None and path.is_dir():
             return load_model_dir(path, sha256)
         with tempfile.TemporaryDirectory(prefix="modelops-eval-") as tmp:
             fetch_model(uri_or_dir if "://" in uri_or_dir else path.as_uri() if path else uri_or_dir,
-                        sha256, Path(tmp), pvc_root)
+                        sha256, Path(tmp), pvc_root, max_bytes=max_bytes, max_seconds=max_seconds)
             return load_model_dir(Path(tmp), sha256)
-    except (FetchError, ModelLoadError, OSError) as error:
+    except (ArtifactError, ModelLoadError, OSError) as error:
         raise EvaluationError(f"cannot load model {uri_or_dir}: {error}") from error
 
 
@@ -106,7 +109,7 @@ def holdout_rows(path: Path, target: str | None, feature_names: list[str]) -> tu
 
 
 def evaluate(candidate: Any, current: Any | None, holdout: Path, target: str | None, rule: GateRule) -> GateOutcome:
-    """Score both loaded models (modelops.serving.loader.LoadedModel) on the holdout and judge."""
+    """Score both loaded models (modelops.loading.loader.LoadedModel) on the holdout and judge."""
     X, y = holdout_rows(holdout, target, candidate.metadata.feature_names)
     candidate_score = score(rule.metric, y, candidate.model.predict(X))
     current_score = None

@@ -1,6 +1,6 @@
 """`modelops dataset build`: a training set from what the servers served and the labels clients sent.
 
-Reads the request log that ``modelops serve --log-requests-to URI`` writes (modelops.serving.datalog:
+Reads the request log that ``modelops serve --log-requests-to URI`` writes (modelops.artifacts.log_layout:
 ``URI/requests/*.parquet`` and ``URI/labels/*.parquet``), joins each logged row with its label by
 (request id, row) — the latest label wins when a row was labelled twice; unlabelled rows are left out —
 and writes the model's feature columns plus the target column as CSV or Parquet (by the output's
@@ -20,8 +20,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.serving import objectstore
-from modelops.serving.datalog import FEATURES_KEY, LABELS_DIR, REQUESTS_DIR
+from modelops.artifacts import uri as uris
+from modelops.artifacts.errors import ArtifactError
+from modelops.artifacts.log_layout import FEATURES_KEY, LABELS_DIR, REQUESTS_DIR
+from modelops.artifacts.store import ArtifactStore
 
 
 class DatasetError(Exception):
@@ -38,34 +40,36 @@ class BuiltDataset:
     label_files: int
 
 
-def _read_tables(uris: list[str]) -> list[Any]:
+def _read_tables(store: ArtifactStore, files: list[str]) -> list[Any]:
     import pyarrow.parquet as pq
 
     tables = []
-    for uri in uris:
+    for uri in files:
         try:
-            tables.append(pq.read_table(io.BytesIO(objectstore.read_bytes(uri))))
-        except objectstore.StoreError:
+            tables.append(pq.read_table(io.BytesIO(store.read_bytes(uri))))
+        except ArtifactError:
             raise
         except Exception as exc:  # a corrupt file names itself
             raise DatasetError(f"{uri}: not a readable Parquet file: {exc}") from None
     return tables
 
 
-def build_dataset(source: str, out: str, target: str = "target", model: str | None = None) -> BuiltDataset:
+def build_dataset(source: str, out: str, target: str = "target", model: str | None = None,
+                  store: ArtifactStore | None = None) -> BuiltDataset:
     """Join the request log under ``source`` with its labels and write the training set to ``out``."""
     import pandas as pd
 
+    store = store or ArtifactStore()
     fmt = "csv" if out.endswith(".csv") else "parquet" if out.endswith((".parquet", ".pq")) else None
     if fmt is None:
         raise DatasetError(f"--out {out}: must end in .csv or .parquet")
-    request_uris = objectstore.list_files(objectstore.join(source, REQUESTS_DIR), ".parquet")
-    label_uris = objectstore.list_files(objectstore.join(source, LABELS_DIR), ".parquet")
+    request_uris = store.list_files(uris.join(source, REQUESTS_DIR), ".parquet")
+    label_uris = store.list_files(uris.join(source, LABELS_DIR), ".parquet")
     if not request_uris:
-        raise DatasetError(f"{source}: no logged requests under {objectstore.join(source, REQUESTS_DIR)}")
+        raise DatasetError(f"{source}: no logged requests under {uris.join(source, REQUESTS_DIR)}")
     if not label_uris:
-        raise DatasetError(f"{source}: no labels under {objectstore.join(source, LABELS_DIR)}")
-    request_tables = _read_tables(request_uris)
+        raise DatasetError(f"{source}: no labels under {uris.join(source, LABELS_DIR)}")
+    request_tables = _read_tables(store, request_uris)
     features: list[str] | None = None
     frames = []
     for uri, table in zip(request_uris, request_tables, strict=True):
@@ -91,7 +95,7 @@ def build_dataset(source: str, out: str, target: str = "target", model: str | No
     requests = pd.concat(frames, ignore_index=True)
     # A request logged twice (a retried write) counts once.
     requests = requests.drop_duplicates(subset=["_id", "_row"], keep="last")
-    labels = pd.concat([t.to_pandas() for t in _read_tables(label_uris)], ignore_index=True)
+    labels = pd.concat([t.to_pandas() for t in _read_tables(store, label_uris)], ignore_index=True)
     labels = labels.sort_values(["_time"], kind="stable").drop_duplicates(subset=["_id", "_row"], keep="last")
     labels[target] = [json.loads(v) for v in labels["_label"]]
     joined = requests.merge(labels[["_id", "_row", target]], on=["_id", "_row"], how="inner")
@@ -106,7 +110,7 @@ def build_dataset(source: str, out: str, target: str = "target", model: str | No
     else:
         dataset.to_parquet(buf, index=False)
     data = buf.getvalue()
-    objectstore.write_bytes(out, data)
+    store.write_bytes(out, data)
     return BuiltDataset(out, len(dataset), hashlib.sha256(data).hexdigest(), features, len(request_uris),
                         len(label_uris))
 
@@ -129,7 +133,7 @@ def register(commands: Any) -> None:
 def _build(args: argparse.Namespace) -> int:
     try:
         built = build_dataset(args.source, args.out, args.target, args.model)
-    except (DatasetError, objectstore.StoreError, OSError) as exc:
+    except (DatasetError, ArtifactError, OSError) as exc:
         print(f"modelops dataset build: {exc}", file=sys.stderr)
         return 2
     print(f"rows={built.rows} sha256={built.sha256} out={built.uri} "

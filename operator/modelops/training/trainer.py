@@ -18,15 +18,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from modelops.drift import categorical_baseline, numeric_baseline
-from modelops.training.artifact import (
+from modelops.artifacts.model_dir import (
     METADATA_FILE,
     MODEL_FILES,
-    SHA256_FILE,
     FeatureInfo,
     ModelMetadata,
     atomic_write_bytes,
+    keep_only,
+    write_sha256,
 )
+from modelops.drift import categorical_baseline, numeric_baseline
 
 BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "diabetes")
 ESTIMATORS = ("linear", "forest", "hgb")
@@ -64,8 +65,22 @@ class Dataset:
 
 
 def load_dataset(spec: str, target: str | None = None) -> Dataset:
-    """A built-in scikit-learn dataset by name, or a CSV / Parquet file (target column = ``target``
-    or the last column). Feature columns must be numeric."""
+    """A built-in scikit-learn dataset by name, or a CSV / Parquet file, a path or any URI the artifact
+    store reads (target column = ``target`` or the last column). Feature columns must be numeric."""
+    if "://" in spec:
+        import tempfile
+
+        from modelops.artifacts.errors import ArtifactError
+        from modelops.artifacts.store import ArtifactStore
+
+        with tempfile.TemporaryDirectory(prefix="modelops-dataset-") as scratch:
+            try:
+                local = ArtifactStore().local_copy(spec, Path(scratch))
+            except ArtifactError as error:
+                raise ValueError(f"dataset {error}") from None  # `modelops train` reports bad input as exit 2
+            data = load_dataset(str(local), target)
+        data.name = spec
+        return data
     if spec in BUILTIN_DATASETS:
         from sklearn import datasets
 
@@ -208,12 +223,9 @@ def train(opts: TrainOptions) -> ModelMetadata:
     import hashlib
 
     digest = hashlib.sha256(model_bytes).hexdigest()
-    # Remove a model file of the other format so the directory stays unambiguous.
-    for fmt, fname in MODEL_FILES.items():
-        if fmt != opts.format:
-            (opts.output / fname).unlink(missing_ok=True)
+    keep_only(opts.output, MODEL_FILES[opts.format])
     atomic_write_bytes(opts.output / MODEL_FILES[opts.format], model_bytes)
-    atomic_write_bytes(opts.output / SHA256_FILE, (digest + "\n").encode())
+    write_sha256(opts.output, digest)
     options = {
         "estimator": opts.estimator,
         "seed": opts.seed,

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from modelops.cli.main import build_parser
-from modelops.cli.serving_commands import run_train, train_options
+from modelops.cli.serving_commands import run_train
+from modelops.training.train_args import train_options
 from modelops_testing import bad_options
 
 

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from modelops.api.models import ModelDeploymentSpec, ModelSource, RetrainTrigger
+from modelops.artifacts.uri import pvc_claim
 from modelops.cli.main import build_parser
-from modelops.resources.jobs import claim_of, retrain_job
+from modelops.resources.jobs import retrain_job
 from modelops.resources.naming import LABEL_NAME, selector_labels
 from modelops.retraining.actions import CreateJob, JobParams
 
@@ -67,7 +68,7 @@ def test_pvc_claims_are_mounted_read_write_and_s3_needs_none() -> None:
     mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
     assert "/mnt/pvc/data" in mounts and "/mnt/pvc/models" in mounts
     assert not any(m.get("readOnly") for m in mounts.values())
-    assert claim_of("s3://bucket/x") is None and claim_of("pvc://c/x") == "c"
+    assert pvc_claim("s3://bucket/x") is None and pvc_claim("pvc://c/x") == "c"
 
 
 def test_args_parse_as_the_retrain_job_command() -> None:

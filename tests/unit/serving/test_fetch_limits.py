@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from modelops.serving.fetch import FetchError, fetch_model
+from modelops.artifacts.errors import ArtifactError
+from modelops.artifacts.fetch import fetch_model
 
 
 def digest(d: Path) -> str:
@@ -91,7 +92,7 @@ def test_https_redirect_to_http_is_refused(iris_joblib: Path, tmp_path: Path, se
     data = (iris_joblib / "model.joblib").read_bytes()
     plain = servers(_handler(data))
     redirector = servers(_handler(b"", location=f"http://127.0.0.1:{plain}"), tls)
-    with pytest.raises(FetchError, match=r"refusing the redirect .* from https:// to http://"):
+    with pytest.raises(ArtifactError, match=r"refusing the redirect .* from https:// to http://"):
         fetch_model(f"https://127.0.0.1:{redirector}/model.joblib", digest(iris_joblib), tmp_path / "out",
                     retries=0)
     assert not (tmp_path / "out" / "model.joblib").exists()
@@ -105,13 +106,13 @@ def test_https_redirect_to_http_is_refused(iris_joblib: Path, tmp_path: Path, se
 def test_a_file_larger_than_max_bytes_is_abandoned(iris_joblib: Path, tmp_path: Path, servers) -> None:  # type: ignore[no-untyped-def]
     data = (iris_joblib / "model.joblib").read_bytes()
     declared = servers(_handler(data))
-    with pytest.raises(FetchError, match=f"{len(data)} bytes is more than --max-bytes 1000"):
+    with pytest.raises(ArtifactError, match=f"{len(data)} bytes is more than --max-bytes 1000"):
         fetch_model(f"http://127.0.0.1:{declared}/model.joblib", digest(iris_joblib), tmp_path / "a", max_bytes=1000)
     undeclared = servers(_handler(data, length=False))
-    with pytest.raises(FetchError, match="larger than --max-bytes 1000"):
+    with pytest.raises(ArtifactError, match="larger than --max-bytes 1000"):
         fetch_model(f"http://127.0.0.1:{undeclared}/model.joblib", digest(iris_joblib), tmp_path / "b",
                     max_bytes=1000)
-    with pytest.raises(FetchError, match="larger than --max-bytes"):
+    with pytest.raises(ArtifactError, match="larger than --max-bytes"):
         fetch_model(f"file://{iris_joblib}/model.joblib", digest(iris_joblib), tmp_path / "c", max_bytes=1000)
     assert not [p for d in ("a", "b", "c") for p in (tmp_path / d).iterdir()]  # no partial file left
 
@@ -120,7 +121,7 @@ def test_a_download_slower_than_max_time_is_abandoned(iris_joblib: Path, tmp_pat
     data = (iris_joblib / "model.joblib").read_bytes()
     assert len(data) > 1000
     drip = servers(_handler(data, drip_s=0.2, chunk=100))  # 100 bytes every 0.2 s, each read inside --timeout
-    with pytest.raises(FetchError, match="not downloaded within --max-time"):
+    with pytest.raises(ArtifactError, match="not downloaded within --max-time"):
         fetch_model(f"http://127.0.0.1:{drip}/model.joblib", digest(iris_joblib), tmp_path / "out", timeout=5,
                     max_seconds=0.5)
 
@@ -134,5 +135,5 @@ def test_a_download_slower_than_max_time_is_abandoned(iris_joblib: Path, tmp_pat
     ("pvc://models/iris/../../etc/model.joblib", "must not contain '..'"),
 ])
 def test_pvc_uri_outside_its_claim_is_refused(uri: str, needle: str, tmp_path: Path) -> None:
-    with pytest.raises(FetchError, match=needle.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ArtifactError, match=needle.replace(".", r"\.").replace("(", r"\(")):
         fetch_model(uri, "0" * 64, tmp_path / "out", pvc_root=tmp_path / "pvc")

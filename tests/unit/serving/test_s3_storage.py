@@ -1,56 +1,29 @@
 """s3:// against a real S3-compatible server on loopback (moto's server, over HTTP, through boto3):
 `modelops fetch`, the request log and `modelops dataset build` with credentials from the environment,
-as a pod gets them from `spec.model.credentialsSecret`."""
+as a pod gets them from `spec.model.credentialsSecret`. The server is tests/unit/conftest.py's."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from modelops.artifacts.errors import ArtifactError
+from modelops.artifacts.fetch import fetch_model
+from modelops.artifacts.store import ArtifactStore, s3_client
 from modelops.cli.main import main
-from modelops.serving import objectstore
 from modelops.serving.datalog import RequestLog, RequestLogConfig
 from modelops.serving.feedback import Label
-from modelops.serving.fetch import FetchError, fetch_model
 
-BUCKET = "models"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture()
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The environment a pod gets from its credentials Secret; a fresh bucket."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "modelops-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "modelops-test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never look for instance credentials
-    client = objectstore.s3_client()
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
-    return s3_endpoint
+BUCKET = "models"  # the s3 fixture's bucket (tests/unit/conftest.py)
 
 
 def test_fetch_from_s3_verifies_the_digest(iris_joblib: Path, tmp_path: Path, s3: str) -> None:
-    client = objectstore.s3_client()
+    client = s3_client()
     for name in ("model.joblib", "metadata.json"):
         client.put_object(Bucket=BUCKET, Key=f"iris/1/{name}", Body=(iris_joblib / name).read_bytes())
     sha = (iris_joblib / "model.sha256").read_text().strip()
@@ -58,9 +31,9 @@ def test_fetch_from_s3_verifies_the_digest(iris_joblib: Path, tmp_path: Path, s3
     assert main(["fetch", f"s3://{BUCKET}/iris/1/model.joblib", "--sha256", sha, "--output", str(out)]) == 0
     assert (out / "model.joblib").read_bytes() == (iris_joblib / "model.joblib").read_bytes()
     assert (out / "metadata.json").exists()
-    with pytest.raises(FetchError, match="sha256 mismatch"):
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
         fetch_model(f"s3://{BUCKET}/iris/1/model.joblib", "0" * 64, tmp_path / "bad", retries=0)
-    with pytest.raises(FetchError, match="does not exist"):
+    with pytest.raises(ArtifactError, match="does not exist"):
         fetch_model(f"s3://{BUCKET}/iris/9/model.joblib", sha, tmp_path / "missing", retries=0)
 
 
@@ -70,7 +43,7 @@ def test_fetch_without_credentials_fails_clearly(tmp_path: Path, s3: str, monkey
         monkeypatch.delenv(var)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    with pytest.raises(FetchError, match=r"s3://models/iris/1/model.joblib: Unable to locate credentials"):
+    with pytest.raises(ArtifactError, match=r"s3://models/iris/1/model.joblib: Unable to locate credentials"):
         fetch_model(f"s3://{BUCKET}/iris/1/model.joblib", "0" * 64, tmp_path / "out", retries=0)
 
 
@@ -88,12 +61,12 @@ def test_request_log_to_s3_then_dataset_build(s3: str, tmp_path: Path) -> None:
     logger.labels(labels)
     logger.close()
     assert logger.dropped == 0 and logger.failed_files == 0 and logger.written_rows == 50 + len(labels)
-    files = objectstore.list_files(uri, ".parquet")
+    files = ArtifactStore().list_files(uri, ".parquet")
     assert len([f for f in files if "/requests/" in f]) >= 5  # rotated at 10 rows per file
     out = f"s3://{BUCKET}/datasets/iris.parquet"
     assert main(["dataset", "build", "--from", uri, "--out", out, "--target", "y"]) == 0
-    data = objectstore.read_bytes(out)
+    data = ArtifactStore().read_bytes(out)
     frame = pd.read_parquet(io.BytesIO(data))
     assert list(frame.columns) == ["a", "b", "y"]
     assert len(frame) == len(labels)
-    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(objectstore.read_bytes(out)).hexdigest()
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(ArtifactStore().read_bytes(out)).hexdigest()

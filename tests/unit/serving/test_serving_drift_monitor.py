@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from modelops.loading.loader import load_model_dir
 from modelops.serving.drift_monitor import DriftMonitor, SharedRing
-from modelops.serving.loader import load_model_dir
 
 
 def test_ring_round_trip_and_wraparound() -> None:

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from modelops.artifacts.errors import ArtifactError
+from modelops.artifacts.fetch import fetch_model
 from modelops.cli.main import main
-from modelops.serving.fetch import FetchError, fetch_model
 
 
 @pytest.fixture()
@@ -53,7 +54,7 @@ def test_pvc_uri(iris_joblib: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     fetch_model("pvc://models/iris/model.joblib", digest(iris_joblib), out, pvc_root=pvc_root)
     assert_clean(out)
-    with pytest.raises(FetchError, match=r"must not contain '\.\.'"):
+    with pytest.raises(ArtifactError, match=r"must not contain '\.\.'"):
         fetch_model("pvc://models/../etc/model.joblib", digest(iris_joblib), out, pvc_root=pvc_root)
 
 
@@ -65,7 +66,7 @@ def test_http_uri(iris_joblib: Path, tmp_path: Path, http_root: tuple[str, Path]
     fetch_model(f"{base}/v1/iris.joblib", digest(iris_joblib), out)
     # No metadata.json beside it on the server: fine, only the model comes.
     assert sorted(p.name for p in out.iterdir()) == ["model.joblib", "model.sha256"]
-    with pytest.raises(FetchError, match="HTTP 404"):
+    with pytest.raises(ArtifactError, match="HTTP 404"):
         fetch_model(f"{base}/v1/missing.joblib", digest(iris_joblib), out, retries=0)
 
 
@@ -89,7 +90,7 @@ def test_mismatch_keeps_previous_good_model(iris_joblib: Path, tmp_path: Path) -
     before = (out / "model.joblib").read_bytes()
     bad = tmp_path / "bad.joblib"
     bad.write_bytes(b"evil")
-    with pytest.raises(FetchError, match="sha256 mismatch"):
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
         fetch_model(f"file://{bad}", digest(iris_joblib), out)
     assert (out / "model.joblib").read_bytes() == before
     assert_clean(out)
@@ -105,7 +106,7 @@ def test_mismatch_keeps_previous_good_model(iris_joblib: Path, tmp_path: Path) -
     ],
 )
 def test_bad_arguments(uri: str, sha: str, message: str, tmp_path: Path) -> None:
-    with pytest.raises(FetchError, match=message):
+    with pytest.raises(ArtifactError, match=message):
         fetch_model(uri, sha, tmp_path / "out")
 
 
@@ -115,7 +116,7 @@ def test_unreachable_http_fails_after_retries(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    with pytest.raises(FetchError, match="Connection refused"):
+    with pytest.raises(ArtifactError, match="Connection refused"):
         fetch_model(f"http://127.0.0.1:{port}/model.joblib", "a" * 64, tmp_path / "o", retries=0, timeout=2)
 
 
@@ -127,5 +128,5 @@ def test_skops_without_digest_is_fetched_and_joblib_is_refused(iris_joblib: Path
     assert main(["fetch", f"file://{src}/model.skops", "--output", str(out)]) == 0
     assert (out / "model.skops").read_bytes() == (src / "model.skops").read_bytes()
     assert len(digest(out)) == 64  # recorded, so serve can report it
-    with pytest.raises(FetchError, match="--sha256 is required"):
+    with pytest.raises(ArtifactError, match="--sha256 is required"):
         fetch_model(f"file://{iris_joblib}/model.joblib", None, tmp_path / "out2")

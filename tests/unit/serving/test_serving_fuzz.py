@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modelops.loading.loader import load_model_dir
 from modelops.serving.grpc_codec import decode_infer
 from modelops.serving.http import App, HttpConnection, WorkerConfig
-from modelops.serving.loader import Predictor, load_model_dir
 from modelops.serving.metrics import RequestMetrics
+from modelops.serving.predictor import Predictor
 from modelops.serving.protocol import ModelSpec, RequestError, decode_v1, decode_v2
 
 EXAMPLES = int(os.environ.get("MODELOPS_FUZZ_EXAMPLES", "300"))

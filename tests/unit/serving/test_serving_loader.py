@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io
-from modelops.serving.loader import ModelLoadError, Predictor, load_model_dir
+from modelops.loading.loader import ModelLoadError, load_model_dir
+from modelops.serving.predictor import Predictor
 from modelops.training.trainer import TrainOptions, train
 from modelops_testing import TRUSTED_TYPES as TEST_TYPES
 from modelops_testing import bad_options

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, TrackStatus
+from modelops.artifacts.digest import sha256_file
 from modelops.resources.jobs import retrain_job
 from modelops.retraining.evaluator import desired_model, next_retraining
 from modelops.retraining.observed import RetrainObserved, observe_job
 from modelops.rollout.observed import Command
-from modelops.training.artifact import sha256_file
 from modelops.training.trainer import TrainOptions, train
 
 T0 = datetime(2025, 5, 5, 9, 0, tzinfo=UTC)

@@ -1,49 +1,18 @@
 """Where model storage lives inside a pod: ``pvc://`` URIs as real volumes, and object-store credentials.
 
-Pure helpers shared by the serving Deployment builder (the claim mounted read-only for the fetch
-step), the retraining Job builder (read-write), and the code in the pod that resolves a URI
-(``modelops fetch``, the request log, ``modelops dataset build``): they all agree that
-``pvc://<claim>/<path>`` is the file ``/mnt/pvc/<claim>/<path>``, because the builders mount the
-claim there. Plain data in and out; no I/O.
+Pure helpers of the serving Deployment builder (the claim mounted read-only for the fetch step) and
+the retraining Job builder (read-write). They mount a claim at ``PVC_ROOT/<claim>``, which is where
+the code in the pod (modelops.artifacts.uri, through the artifact store) looks for
+``pvc://<claim>/<path>``. Plain data in and out; no I/O.
 """
 
 from __future__ import annotations
 
-import re
-import urllib.parse
-from pathlib import PurePosixPath
 from typing import Any
 
-PVC_ROOT = "/mnt/pvc"
+from modelops.artifacts.uri import PVC_ROOT, parse_pvc_uri
+
 MODEL_STORE_VOLUME = "model-store"
-# A PersistentVolumeClaim name is a DNS-1123 subdomain.
-_CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-class StorageURIError(ValueError):
-    """A storage URI that cannot name a place inside a volume; the message says which part is wrong."""
-
-
-def parse_pvc_uri(uri: str) -> tuple[str, PurePosixPath]:
-    """``pvc://<claim>/<path>`` -> (claim, relative path). Refuses '..', absolute paths and bad claim names
-    in either part, so a URI can never reach outside the claim's mount."""
-    parsed = urllib.parse.urlsplit(uri)
-    if parsed.scheme != "pvc":
-        raise StorageURIError(f"{uri}: not a pvc:// URI")
-    claim = urllib.parse.unquote(parsed.netloc)
-    if not claim:
-        raise StorageURIError(f"{uri}: the claim is missing (expected pvc://<claim>/<path>; an absolute path "
-                              "is not a claim)")
-    if "/" in claim or claim in (".", "..") or len(claim) > 253 or not _CLAIM.match(claim):
-        raise StorageURIError(f"{uri}: claim {claim!r} is not a PersistentVolumeClaim name "
-                              "(lower-case DNS-1123 subdomain, no '..' or '/')")
-    raw = urllib.parse.unquote(parsed.path)
-    if raw.startswith("//"):
-        raise StorageURIError(f"{uri}: the path inside claim {claim!r} must be relative, got {raw[1:]!r}")
-    rel = PurePosixPath(raw.lstrip("/"))
-    if ".." in rel.parts:
-        raise StorageURIError(f"{uri}: the path inside claim {claim!r} must not contain '..'")
-    return claim, rel
 
 
 def pvc_mount_path(claim: str) -> str:
