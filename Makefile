@@ -93,8 +93,8 @@ test-faults: venv system-deps
 	  tests/e2e/test_retraining.py::test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked \
 	  tests/e2e/test_retraining.py::test_windows_below_min_samples_never_trigger
 
-# The image test is `make test-image`, not part of `make test`: a changed source tree rebuilds three images (minutes).
-test: venv system-deps lint tools helm-check
+# The e2e tests run every pod from the images (make image; imported into the real node's containerd).
+test: venv system-deps lint tools helm-check image
 	$(BIN)/pytest --ignore=tests/image --ignore=tests/e2e/test_faults.py -m "not faults" --durations=15
 
 # OCI archives of the operator, server and trainer images in dist/ (cached by their inputs under
@@ -105,7 +105,7 @@ image: venv image-deps
 test-image: image
 	$(BIN)/pytest tests/image
 
-demo: venv system-deps
+demo: venv system-deps image
 	$(BIN)/python -m demo
 
 # ghz (gRPC load generator) for the serving benchmark's gRPC rows, built from its Go module and
@@ -137,7 +137,7 @@ bench-controller: venv system-deps
 
 # False retraining triggers over 500 no-drift windows (derived vs fixed drift thresholds; pure, ~15 s),
 # then the loop timed on the local control plane: drift onset -> trigger -> Job done -> promoted (~2 min).
-bench-retraining: venv system-deps
+bench-retraining: venv system-deps image
 	$(BIN)/python -m benchmarks.retraining.false_alarms
 	$(BIN)/python -m benchmarks.retraining.loop $(BENCH_ARGS)
 

@@ -8,7 +8,7 @@ sepal length grows by 3 cm): the operator sees the drift on the stable pods, run
 whose pod trains on the new data, gates the candidate on a holdout, and rolls it out through the same
 canary steps until it is promoted, with spec.model untouched (`kubectl modelops retrain export` prints
 the patch to commit). Status is printed as it changes.
-The serving pods are real `modelops serve` processes, each in a network namespace owning its pod IP.
+The operator, the serving pods and the retraining Job run from the project's images on a real node.
 """
 
 from __future__ import annotations
@@ -23,21 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from demo.scenario import (
-    REAL_NODE,
+    DATA_CLAIM,
+    MODELS_CLAIM,
     SHIFT,
     apply,
     condition,
     events,
     manifest,
     retraining_spec,
+    share,
     shifted_rows,
     status,
     train_demo_models,
     write_shifted_csv,
 )
-from devcluster import localcluster
-from devcluster.netkubelet import NetKubelet, real_cidr
-from devcluster.operator import CRD_FILE, OperatorProcess
+from devcluster import claims, localcluster, realnode
+from devcluster.chart import ChartOperator
+from devcluster.operator import CRD_FILE
 from devcluster.traffic import LoadGenerator
 
 NAMESPACE = "demo"
@@ -92,21 +94,31 @@ def follow(cluster: localcluster.Cluster, until: Any, what: str, timeout: float 
 
 
 def main() -> int:
-    say("1. a real control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok)")
+    say("1. a real cluster: kube-apiserver, controller-manager, scheduler, etcd, and a real node "
+        "(kubelet, containerd, kube-proxy) with the images of dist/ imported")
+    if not localcluster.image_archives():
+        raise SystemExit("demo: no images in dist/ (make demo builds them with make image)")
     cluster = localcluster.up()
     localcluster.apply_crd(cluster, CRD_FILE, "modeldeployments.modelops.dev")
     work = Path(tempfile.mkdtemp(prefix="modelops-demo-"))
-    say(f"2. training iris models into {work}")
+    say(f"2. training iris models into {work} (a PersistentVolume the pods mount as claim '{MODELS_CLAIM}')")
+    share(work / "models", MODELS_CLAIM)
     models = train_demo_models(work / "models")
     for label, m in models.items():
-        print(f"  {label:<8} version {m.version:<4} sha256 {m.sha256[:16]}…  {m.directory}")
-    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, real_cidr(0)).start()
-    operator = OperatorProcess(cluster, work / "operator.log")
-    operator.start()
+        print(f"  {label:<8} version {m.version:<4} sha256 {m.sha256[:16]}…  {m.uri}")
+    say("   the operator: helm install of charts/modelops (2 replicas, one leader, its own RBAC)")
+    started = time.monotonic()
+    operator = ChartOperator(cluster, work, prometheus_allow=(realnode.host_ip(),)).install()
+    print(f"  leader {operator.leader_name()} in {time.monotonic() - started:.0f}s", flush=True)
     load: LoadGenerator | None = None
     try:
         cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=120s")
+        claims.release(cluster, NAMESPACE)
         cluster.kubectl("create", "namespace", NAMESPACE)
+        cluster.kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted")
+        claims.provision(cluster, NAMESPACE, MODELS_CLAIM, work / "models")
+        share(work / "retraining", DATA_CLAIM)
+        claims.provision(cluster, NAMESPACE, DATA_CLAIM, work / "retraining")
         while not cluster.kubectl("get", "sa", "default", "-n", NAMESPACE, "-o", "name", check=False).strip():
             time.sleep(0.2)
         say("3. deploying v1 (first deploy goes straight to stable)")
@@ -114,7 +126,7 @@ def main() -> int:
         follow(cluster, lambda s: s.get("phase") == "Healthy", "v1 Healthy")
         show(cluster, "get", "mdep", "-n", NAMESPACE)
 
-        say("4. live traffic, sent as kube-proxy would (a random ready endpoint per request)")
+        say("4. live traffic to the Service's ready endpoints (a random one per request)")
         load = LoadGenerator(str(cluster.kubeconfig), NAMESPACE, NAME, "iris", rate_per_s=80, duration_s=600,
                              max_requests=100000, large_fraction=0.3)
         load.start()
@@ -146,7 +158,7 @@ def main() -> int:
         say(f"9. the world moves (sepal length +{SHIFT:g} cm in every request); retraining is on: drift on "
             "the stable pods -> a Job trains on the new data -> gate on a holdout -> canary -> promoted")
         data = work / "retraining"
-        (data / "out").mkdir(parents=True)
+        (data / "out").mkdir(parents=True, exist_ok=True)
         write_shifted_csv(data / "holdout.csv", SHIFT, seed=1)
         write_shifted_csv(data / "new-data.csv", SHIFT, seed=2, copies=3)
         # The retrained pipeline is judged on errors and an absolute p99 (250 ms): against stable's
@@ -181,12 +193,9 @@ def main() -> int:
     finally:
         if load is not None:
             load.stop()
-        operator.stop()
-        # Its pods ran on this process's node: remove them with it, so nothing is left half-alive.
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
-        kubelet.stop()
-    print(f"\nThe control plane keeps running (make cluster-down stops it); KUBECONFIG={cluster.kubeconfig}\n"
-          f"operator log: {work / 'operator.log'}")
+        operator.save_logs()
+    print(f"\nThe cluster, the operator (helm release modelops in modelops-system) and namespace {NAMESPACE} keep "
+          f"running (make cluster-down stops them); KUBECONFIG={cluster.kubeconfig}\noperator logs: {work}")
     return 0
 
 

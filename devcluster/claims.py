@@ -38,8 +38,11 @@ def prepare(directory: Path) -> Path:
     return directory
 
 
-def provision(cluster: Cluster, namespace: str, claim: str, directory: Path, *, size: str = "1Gi") -> Path:
-    """A PV on `directory` and the claim `namespace/claim` bound to it; returns the directory."""
+def provision(cluster: Cluster, namespace: str, claim: str, directory: Path | None = None, *,
+              size: str = "1Gi") -> Path:
+    """A PV on `directory` (default: `.cluster/claims/<namespace>/<claim>`) and the claim
+    `namespace/claim` bound to it; returns the directory."""
+    directory = directory or cluster.state / "claims" / namespace / claim
     prepare(directory)
     pv = f"{namespace}-{claim}"[:253]
     cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [

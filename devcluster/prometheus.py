@@ -32,9 +32,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devcluster.localcluster import port_free
 from devcluster import realnode
 from devcluster.kubeapi import KubeAPI
+from devcluster.localcluster import port_free
 
 REPO = Path(__file__).resolve().parents[1]
 BINARY = Path("/usr/bin/prometheus")

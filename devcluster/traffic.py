@@ -2,7 +2,8 @@
 balancer (a mesh sidecar, gRPC's round robin) does.
 
 It dials pods, not the ClusterIP, because it keeps per-pod accounts (and labels a prediction at the pod
-that made it): for every request it picks a random *ready* endpoint from the Service's EndpointSlices (re-read every ~0.5s, so readiness changes
+that made it): for every request it picks a random *ready* endpoint from the Service's EndpointSlices
+(re-read every ~0.5s, so readiness changes
 and rollouts show up as they would behind a real Service), and POSTs an Open Inference Protocol v2
 request to the pod IP, keeping one keep-alive connection per endpoint and worker. It records, per pod
 IP and per revision (the pod's `modelops.dev/revision` label when the request was sent), the ok and

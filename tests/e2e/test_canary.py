@@ -19,11 +19,11 @@ from demo.scenario import (
     manifest,
     wait_status,
 )
-from devcluster.localcluster import Cluster
-from devcluster.realnode import NodeSet
-from devcluster.prometheus import Prometheus
-from devcluster.traffic import LoadGenerator
 from devcluster.chart import ChartOperator
+from devcluster.localcluster import Cluster
+from devcluster.prometheus import Prometheus
+from devcluster.realnode import NodeSet
+from devcluster.traffic import LoadGenerator
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

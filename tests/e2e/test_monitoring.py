@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from demo.scenario import TrainedModel, apply, manifest, retraining_spec, wait_status, write_shifted_csv
-from devcluster.localcluster import Cluster
-from devcluster.realnode import NodeSet
-from devcluster.prometheus import Prometheus
-from devcluster.traffic import LoadGenerator
 from devcluster.chart import ChartOperator
+from devcluster.localcluster import Cluster
+from devcluster.prometheus import Prometheus
+from devcluster.realnode import NodeSet
+from devcluster.traffic import LoadGenerator
 from tests.conftest import wait_for
 from tests.gitops import monitoring
 

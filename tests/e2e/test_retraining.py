@@ -26,14 +26,15 @@ from demo.scenario import (
     retraining_spec,
     shifted_labelled_rows,
     shifted_rows,
+    uri_for,
     wait_status,
     write_shifted_csv,
 )
-from devcluster.localcluster import Cluster
-from devcluster.realnode import NodeSet
-from devcluster.prometheus import Prometheus
-from devcluster.traffic import LoadGenerator
 from devcluster.chart import ChartOperator
+from devcluster.localcluster import Cluster
+from devcluster.prometheus import Prometheus
+from devcluster.realnode import NodeSet
+from devcluster.traffic import LoadGenerator
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -323,4 +324,4 @@ def test_the_loop_closes_from_production_data_alone(
             "model", {}).get("sha256") == candidate["sha256"], "the candidate promoted", 180)
     out = tmp_path / "out" / candidate["job"]
     lineage = json.loads((out / "metadata.json").read_text())["lineage"]
-    assert lineage["dataset"]["uri"] == f"file://{served}"
+    assert lineage["dataset"]["uri"] == uri_for(served)

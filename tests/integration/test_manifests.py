@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from devcluster import build, localcluster
+from devcluster import build, claims, localcluster
 from devcluster.localcluster import Cluster
-from devcluster.netkubelet import KubeAPI, create_claim
 from tests.gitops import rbac, render
 
 pytestmark = pytest.mark.integration
@@ -159,7 +158,7 @@ def _serves_sample_with_shipped_rbac(cluster: Cluster, namespace: str, tmp_path:
     proc = _run_operator(kubeconfig, log, *args)
     started = time.monotonic()
     # The sample's model is on pvc://models/...: the claim must exist and be bound for pods to schedule.
-    create_claim(KubeAPI(str(cluster.kubeconfig)), namespace, "models", claims_root=tmp_path / "claims")
+    claims.provision(cluster, namespace, "models", tmp_path / "claims" / "models")
     try:
         cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "manifests" / "samples" / "iris.yaml"))
         done = subprocess.run([str(cluster.bin / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), "wait",

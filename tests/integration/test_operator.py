@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devcluster import claims
 from devcluster.localcluster import Cluster
-from devcluster.netkubelet import KubeAPI, create_claim
 from tests.conftest import OperatorProcess, wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ def _children(cluster: Cluster, namespace: str) -> dict[str, list[str]]:
 def test_sample_becomes_ready_follows_replicas_and_cleans_up(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    create_claim(KubeAPI(cluster.kubeconfig), namespace, "models")  # the sample's pvc://models/... is mounted
+    claims.provision(cluster, namespace, "models")  # the sample's pvc://models/... is mounted
     cluster.kubectl("apply", "-n", namespace, "-f", str(SAMPLE))
     cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=90s")
     mdep = _json(cluster, namespace, "mdep", "iris")
@@ -70,7 +70,7 @@ def test_sample_becomes_ready_follows_replicas_and_cleans_up(
 
 def test_restarted_operator_changes_nothing(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
     manifest = yaml.safe_load(SAMPLE.read_text())
-    create_claim(KubeAPI(cluster.kubeconfig), namespace, "models")
+    claims.provision(cluster, namespace, "models")
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
     cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "mdep/iris", "--timeout=90s")
     wait_for(lambda: _json(cluster, namespace, "mdep", "iris")["status"].get("phase") == "Healthy", "Healthy")
