@@ -33,7 +33,7 @@ from devcluster.watching import Watcher
 from tests.conftest import OperatorProcess, wait_for
 from tests.gitops import rbac
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.faults]
 GROUP, VERSION, PLURAL = "modelops.dev", "v1alpha1", "modeldeployments"
 NAME = "iris"
 LEASE_SECONDS = 5
