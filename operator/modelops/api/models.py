@@ -7,13 +7,13 @@ them as input. Field names are camelCase on the wire through aliases.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from modelops.api.durations import DURATION, Duration, parse_duration
 from modelops.artifacts.errors import ArtifactError
 from modelops.artifacts.uri import parse_pvc_uri
 
@@ -28,19 +28,8 @@ SHORT_NAME = "mdep"
 DEFAULT_SERVER_IMAGE = "modelops-server:0.1.0"
 DEFAULT_TRAINER_IMAGE = "modelops-trainer:0.1.0"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 SHA256 = r"^[0-9a-f]{64}$"
 URI_SCHEMES = ("http", "https", "pvc", "file", "s3")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a Go-style duration such as `90s`, `1m30s` or `250ms`; raise ValueError otherwise."""
-    if not re.fullmatch(DURATION, text):
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h30m")
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    return timedelta(seconds=seconds)
 
 
 def duration_at_least(field: str, minimum: str) -> str:
@@ -72,9 +61,6 @@ class Model(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The object as it appears in the Kubernetes API (camelCase, no unset optionals)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-Duration = Annotated[str, Field(pattern=DURATION, max_length=32)]
 
 
 # ---------------------------------------------------------------- spec

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelops.api.durations import parse_duration
 from modelops.api.models import (
     AnalysisStatus,
     CanaryStatus,
@@ -23,11 +24,10 @@ from modelops.api.models import (
     ModelDeploymentStatus,
     Step,
     TrackStatus,
-    parse_duration,
 )
+from modelops.api.timefmt import as_utc, format_time, parse_time
 from modelops.cli.kubectl_retrain import retraining_lines
 from modelops.rollout.phase import describe_step, pause_remaining
-from modelops.rollout.timefmt import as_utc, format_time, parse_time
 
 STATUS_HISTORY_ENTRIES = 5  # the status view shows the newest few; `history` shows all
 NONE = "-"

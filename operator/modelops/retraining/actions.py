@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelops.api.events import EmitEvent
 from modelops.api.models import ModelDeploymentStatus, ModelSource, RetrainTrigger
-from modelops.rollout.actions import EmitEvent
 
 # Event reasons (stable: alerts match on them).
 EVENT_TRIGGERED = "RetrainTriggered"

@@ -16,6 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 from cronsim import CronSim, CronSimError
 
+from modelops.api.conditions import find_condition, set_condition
+from modelops.api.durations import parse_duration
+from modelops.api.events import EVENT_NORMAL, EVENT_WARNING, EmitEvent
 from modelops.api.models import (
     GateResult,
     ModelDeploymentSpec,
@@ -29,8 +32,8 @@ from modelops.api.models import (
     RetrainRuns,
     RetrainSignal,
     RetrainTrigger,
-    parse_duration,
 )
+from modelops.api.timefmt import as_utc, format_time, parse_time
 from modelops.retraining.actions import (
     CONDITION_BLOCKED,
     CONDITION_DRIFT_PERSISTS,
@@ -72,9 +75,6 @@ from modelops.retraining.observed import (
 )
 from modelops.retraining.result import JobResult
 from modelops.retraining.threshold import derived_threshold
-from modelops.rollout.actions import EVENT_NORMAL, EVENT_WARNING, EmitEvent
-from modelops.rollout.conditions import find_condition, set_condition
-from modelops.rollout.timefmt import as_utc, format_time, parse_time
 
 JOB_POLL_SECONDS = 30.0  # a safety tick while a Job runs (Job watch events are the fast path)
 MAX_VERSION = 63
