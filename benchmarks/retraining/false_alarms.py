@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, TrackStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus, TrackStatus
 from modelops.drift.psi import bin_counts, categorical_baseline, numeric_baseline, psi
 from modelops.retraining.machine import next_retraining
 from modelops.retraining.observed import DriftObservation, DriftReading, RetrainObserved

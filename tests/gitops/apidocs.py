@@ -16,8 +16,11 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from modelops.api import conditions, models
-from modelops.api.models import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api import conditions
+from modelops.api.base import Model
+from modelops.api.kind import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -67,10 +70,10 @@ def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
     value = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
-    if isinstance(value, models.Model):
+    if isinstance(value, Model):
         value = value.wire()
     elif isinstance(value, list):
-        value = [v.wire() if isinstance(v, models.Model) else v for v in value]
+        value = [v.wire() if isinstance(v, Model) else v for v in value]
     if value is None or value in ({}, []):
         return ""
     return f"`{json.dumps(value)}`".replace("|", "\\|")
@@ -82,19 +85,18 @@ def _cell(text: str) -> str:
 
 def _section(model: type[BaseModel]) -> list[str]:
     lines = [f"### {model.__name__}", ""]
-    doc = (model.__doc__ or "").strip()
-    if doc and model.__doc__ is not BaseModel.__doc__ and doc != (models.Model.__doc__ or "").strip():
+    doc = (model.__dict__.get("__doc__") or "").strip()  # its own docstring, not a base class's
+    if doc:
         lines += [" ".join(doc.split()), ""]
     lines += ["| field | type | default | constraints | description |", "| --- | --- | --- | --- | --- |"]
     for name, info in model.model_fields.items():
         wire = info.alias or name
         lines.append(f"| `{wire}` | {_type_name(info.annotation)} | {_default(info)} | "
                      f"{_cell(_constraints(info))} | {_cell(info.description or '')} |")
-    extra = model.model_config.get("json_schema_extra")
-    rules = extra.get("x-kubernetes-validations", []) if isinstance(extra, dict) else []
+    rules = [rule.cel() for rule in getattr(model, "cross_field_rules", ())]
     if rules:
         lines += ["", "Refused at apply time (CEL):", ""]
-        lines += [f"- {_cell(str(r['message']))} (`{_cell(str(r['rule']))}`)" for r in rules]  # type: ignore[index]
+        lines += [f"- {_cell(str(r['message']))} (`{_cell(str(r['rule']))}`)" for r in rules]
     return [*lines, ""]
 
 
@@ -115,7 +117,7 @@ def api_markdown() -> str:
     lines = [
         "# API reference", "",
         f"`{KIND}` (`{GROUP}/{VERSION}`, plural `{PLURAL}`, short name `{SHORT_NAME}`), namespaced. "
-        "Generated from operator/modelops/api/models.py, the models the CRD is generated from; field names "
+        "Generated from the models in operator/modelops/api/, the models the CRD is generated from; field names "
         "are as written in YAML. Durations are Go-style (`30s`, `5m`, `1h30m`).", "",
         "## Spec", "",
     ]

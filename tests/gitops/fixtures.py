@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelops.api.models import GROUP, VERSION
+from modelops.api.kind import GROUP, VERSION
 from modelops.rollout.analysis_runs import analysis_due
 from modelops.rollout.phase import PHASES
 

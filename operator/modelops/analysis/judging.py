@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from modelops.api.models import AnalysisStatus, Metric, MetricResult
+from modelops.api.rollout_spec import Metric
+from modelops.api.status import AnalysisStatus, MetricResult
 
 Verdict = Literal["Successful", "Failed", "Inconclusive", "Error"]
 SUCCESSFUL: Verdict = "Successful"

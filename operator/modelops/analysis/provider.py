@@ -19,7 +19,8 @@ from modelops.analysis import queries
 from modelops.analysis.allowlist import AllowedPrometheus, prometheus_allowed, refusal
 from modelops.analysis.judging import MetricReading
 from modelops.api.durations import parse_duration
-from modelops.api.models import Metric, ModelDeploymentSpec
+from modelops.api.rollout_spec import Metric
+from modelops.api.spec import ModelDeploymentSpec
 
 # A whole measurement (every query of one ModelDeployment) never takes longer than this, so one
 # slow Prometheus or pod cannot hold up the operator's other ModelDeployments for long.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from modelops.api.models import Condition
+from modelops.api.status import Condition
 
 READY = "Ready"
 RECONCILING = "Reconciling"

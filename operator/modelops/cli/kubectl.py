@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from modelops.api.models import GROUP, PLURAL, VERSION
+from modelops.api.kind import GROUP, PLURAL, VERSION
 from modelops.api.timefmt import as_utc, parse_time, utc_now
 from modelops.cli import kubectl_retrain
 from modelops.cli.kubectl_requests import Request, handled, new_request, refusal

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.api.commands import ANNOTATION_PREFIX
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 from modelops.rollout.commands import (
     COMMAND_ABORT,
     COMMAND_PAUSE,

@@ -15,14 +15,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelops.api.durations import parse_duration
-from modelops.api.models import (
+from modelops.api.rollout_spec import Step
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import (
     AnalysisStatus,
     CanaryStatus,
     Condition,
     HistoryEntry,
-    ModelDeploymentSpec,
     ModelDeploymentStatus,
-    Step,
     TrackStatus,
 )
 from modelops.api.timefmt import as_utc, format_time, parse_time

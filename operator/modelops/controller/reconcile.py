@@ -35,7 +35,8 @@ from modelops.analysis.provider import (
     provider_for,
 )
 from modelops.api.events import EmitEvent
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
 from modelops.controller.errors import error_reason, namespace_terminating
 from modelops.controller.kube import Conflict, Kube

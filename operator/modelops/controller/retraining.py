@@ -23,7 +23,8 @@ from modelops.analysis.prometheus import PrometheusProvider
 from modelops.analysis.provider import DEFAULT_TIMEOUT_SECONDS, ProviderError
 from modelops.analysis.scrape import parse_scrape
 from modelops.api.durations import parse_duration
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
 from modelops.controller.kube import Kube
 from modelops.resources.jobs import retrain_job

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from modelops.api import conditions as cond
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 from modelops.api.timefmt import format_time
 
 # Reasons the shell reports (the rollout machine has its own in modelops.rollout.conditions).

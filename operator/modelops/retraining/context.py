@@ -9,7 +9,9 @@ from datetime import datetime
 
 from modelops.api.conditions import find_condition, set_condition
 from modelops.api.events import EVENT_NORMAL, EVENT_WARNING, EmitEvent
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, Retraining, RetrainingStatus, RetrainResult
+from modelops.api.retraining_spec import Retraining
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus, RetrainingStatus, RetrainResult
 from modelops.api.timefmt import format_time
 from modelops.retraining.actions import RetrainAction
 from modelops.retraining.observed import RetrainObserved

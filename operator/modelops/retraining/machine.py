@@ -13,11 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from modelops.api.durations import parse_duration
-from modelops.api.models import (
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import (
     GateResult,
-    ModelDeploymentSpec,
     ModelDeploymentStatus,
-    ModelSource,
     RetrainCandidate,
     RetrainingStatus,
     RetrainJobStatus,

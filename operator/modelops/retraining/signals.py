@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from cronsim import CronSim, CronSimError
 
 from modelops.api.durations import parse_duration
-from modelops.api.models import RetrainSignal, RetrainTrigger
+from modelops.api.status import RetrainSignal, RetrainTrigger
 from modelops.api.timefmt import format_time, parse_time
 from modelops.retraining.context import Tick
 from modelops.retraining.observed import PREDICTION_SERIES, DriftObservation

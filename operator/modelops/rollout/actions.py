@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modelops.api.events import EmitEvent
-from modelops.api.models import ModelDeploymentStatus, ModelSource
+from modelops.api.spec import ModelSource
+from modelops.api.status import ModelDeploymentStatus
 
 Track = Literal["stable", "canary", "previous"]
 

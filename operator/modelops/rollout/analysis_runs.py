@@ -12,7 +12,8 @@ from datetime import datetime
 
 from modelops.analysis.judging import RunResult, judge_run, record_run
 from modelops.api.durations import parse_duration
-from modelops.api.models import AnalysisStatus, ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import AnalysisStatus, ModelDeploymentStatus
 from modelops.api.timefmt import as_utc, format_time, parse_time
 from modelops.rollout.abort import abort
 from modelops.rollout.conditions import REASON_ANALYSIS_FAILED, REASON_INCONCLUSIVE_LIMIT

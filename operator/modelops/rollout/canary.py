@@ -4,7 +4,7 @@ pin) asks for a revision other than stable's."""
 
 from __future__ import annotations
 
-from modelops.api.models import CanaryStatus
+from modelops.api.status import CanaryStatus
 from modelops.rollout.abort import hold_aborted
 from modelops.rollout.analysis_runs import record_measurement, start_analysis_clock
 from modelops.rollout.context import Target, Tick, display_name

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from modelops.api.commands import Command, parse_command_annotations
-from modelops.api.models import CanaryStatus, ModelSource, PinnedRevision
+from modelops.api.spec import ModelSource
+from modelops.api.status import CanaryStatus, PinnedRevision
 from modelops.api.timefmt import format_time, parse_time
 from modelops.rollout.abort import abort
 from modelops.rollout.conditions import REASON_ABORTED_BY_USER

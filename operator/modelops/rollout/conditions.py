@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelops.api import conditions as cond
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 
 if TYPE_CHECKING:
     from modelops.rollout.context import Tick

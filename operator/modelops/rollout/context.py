@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from modelops.api.events import EVENT_NORMAL, EVENT_WARNING, EmitEvent
-from modelops.api.models import (
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import (
     HISTORY_LIMIT,
     AnalysisStatus,
     CanaryStatus,
     HistoryEntry,
-    ModelDeploymentSpec,
     ModelDeploymentStatus,
-    ModelSource,
     PinnedRevision,
     PreviousStatus,
     TrackStatus,

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.api.timefmt import as_utc
 from modelops.rollout.actions import Decision
 from modelops.rollout.canary import run_canary

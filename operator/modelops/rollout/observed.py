@@ -12,7 +12,7 @@ from datetime import datetime
 
 from modelops.analysis.judging import MetricReading
 from modelops.api.commands import Command
-from modelops.api.models import ModelSource
+from modelops.api.spec import ModelSource
 
 
 @dataclass(frozen=True)

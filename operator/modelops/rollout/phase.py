@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from modelops.api.durations import parse_duration
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, Step
+from modelops.api.rollout_spec import Step
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.api.timefmt import parse_time
 
 DEPLOYING = "Deploying"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modelops.api.durations import parse_duration
-from modelops.api.models import PreviousStatus, TrackStatus
+from modelops.api.status import PreviousStatus, TrackStatus
 from modelops.api.timefmt import format_time, parse_time
 from modelops.rollout.actions import SetRouting
 from modelops.rollout.context import READINESS_POLL_SECONDS, Tick, display_name, report_pod_problem

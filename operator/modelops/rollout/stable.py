@@ -3,7 +3,7 @@ steady state with no canary. Called by `machine.next_state` and, after a switch,
 
 from __future__ import annotations
 
-from modelops.api.models import TrackStatus
+from modelops.api.status import TrackStatus
 from modelops.rollout.actions import SetRouting
 from modelops.rollout.conditions import REASON_PODS_FAILING
 from modelops.rollout.context import READINESS_POLL_SECONDS, Target, Tick, display_name

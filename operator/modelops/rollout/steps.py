@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from modelops.api.models import Step
+from modelops.api.rollout_spec import Step
 from modelops.rollout.actions import SetRouting
 from modelops.rollout.analysis_runs import analysis_allows_moving_on, ask_for_next_run
 from modelops.rollout.conditions import REASON_NO_METRICS

@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, ModelSource
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import ModelDeploymentStatus
 from modelops.cli.kubectl_requests import handled, new_request, refusal, undo_candidates
 from modelops.rollout.commands import (
     COMMAND_ABORT,

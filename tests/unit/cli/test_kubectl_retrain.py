@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.cli import kubectl_retrain
 from modelops.cli.kubectl import parse_args
 from modelops.cli.kubectl_requests import new_request

@@ -6,14 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelops.api.commands import Command
-from modelops.api.models import (
-    CanaryStatus,
-    ModelDeploymentSpec,
-    ModelDeploymentStatus,
-    ModelSource,
-    PinnedRevision,
-    TrackStatus,
-)
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import CanaryStatus, ModelDeploymentStatus, PinnedRevision, TrackStatus
 from modelops.retraining.actions import RetrainDecision
 from modelops.retraining.machine import next_retraining
 from modelops.retraining.observed import DriftObservation, DriftReading, JobObservation, RetrainObserved

@@ -11,7 +11,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from modelops.api.commands import Command
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 from modelops.api.timefmt import parse_time
 from modelops.retraining.machine import next_retraining
 from modelops.retraining.observed import JobObservation, RetrainObserved

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modelops.api.commands import Command
-from modelops.api.models import HistoryEntry, ModelDeploymentStatus
+from modelops.api.status import HistoryEntry, ModelDeploymentStatus
 from modelops.retraining.actions import CreateJob, DeleteJob
 from modelops.retraining.machine import candidate_version, desired_model, job_name, next_retraining
 from modelops.retraining.observed import (

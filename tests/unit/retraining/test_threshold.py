@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from modelops.api.models import DriftTrigger
+from modelops.api.retraining_spec import DriftTrigger
 from modelops.drift.psi import bin_counts, categorical_baseline, numeric_baseline, psi
 from modelops.retraining.threshold import derived_threshold, sidak_alpha
 

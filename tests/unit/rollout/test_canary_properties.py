@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from modelops.api.commands import Command
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 from modelops.rollout.machine import next_state
 
 from .world import World, bad, good, make_spec, silent

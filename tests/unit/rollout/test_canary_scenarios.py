@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 from modelops.api.timefmt import parse_time
 from modelops.rollout.actions import DeleteDeployment, EnsureDeployment
 from modelops.rollout.analysis_runs import analysis_due

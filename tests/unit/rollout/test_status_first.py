@@ -17,7 +17,7 @@ import pytest
 from modelops.analysis.judging import MetricReading
 from modelops.api.commands import Command
 from modelops.api.events import EmitEvent
-from modelops.api.models import ModelDeploymentStatus, PreviousStatus, TrackStatus
+from modelops.api.status import ModelDeploymentStatus, PreviousStatus, TrackStatus
 from modelops.api.timefmt import format_time
 from modelops.rollout.actions import Decision, DeleteDeployment
 from modelops.rollout.analysis_runs import analysis_due

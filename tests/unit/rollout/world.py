@@ -10,7 +10,8 @@ from typing import Any
 from modelops.analysis.judging import MetricReading
 from modelops.api.commands import Command
 from modelops.api.events import EmitEvent
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, ModelSource
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import ModelDeploymentStatus
 from modelops.rollout.actions import Decision, DeleteDeployment, EnsureDeployment, SetRouting
 from modelops.rollout.machine import next_state
 from modelops.rollout.observed import DeploymentObservation, DesiredRevision, Measurement, Observed

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelops.api.commands import Command
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, TrackStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus, TrackStatus
 from modelops.artifacts.digest import sha256_file
 from modelops.resources.jobs import retrain_job
 from modelops.retraining.machine import desired_model, next_retraining
