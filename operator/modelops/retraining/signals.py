@@ -24,6 +24,8 @@ SIGNAL_ORDER: tuple[RetrainSignal, ...] = ("Manual", "Drift", "Quality", "PromQL
 
 @dataclass(frozen=True)
 class Fired:
+    """What fired this pass: the evidence of the first signal (by SIGNAL_ORDER) and every signal that fired."""
+
     trigger: RetrainTrigger
     signals: tuple[RetrainSignal, ...]
 

@@ -12,6 +12,7 @@ from modelops.rollout.events import EVENT_ABORTED
 
 
 def abort(tick: Tick, reason: str, code: str) -> None:
+    """Abort the running canary: weight 0, recorded in history, announced; `code` is the conditions' reason."""
     canary = tick.canary
     assert canary is not None and canary.revision is not None
     tick.canary = canary.model_copy(update={"aborted": True, "abort_reason": reason[:2048], "weight": 0,

@@ -40,6 +40,7 @@ def analysis_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: 
 
 def start_analysis_clock(tick: Tick) -> None:
     # Background analysis starts once the canary carries traffic; the first run is an interval later.
+    """Start background analysis once the canary carries traffic (the first run is an interval later)."""
     if not tick.spec.rollout.analysis.effective_metrics() or tick.observed_weight <= 0:
         return
     if tick.analysis is None:
@@ -49,6 +50,7 @@ def start_analysis_clock(tick: Tick) -> None:
 
 
 def record_measurement(tick: Tick) -> None:
+    """Count the measurement the controller took for this canary (once), and abort past failureLimit."""
     measurement, canary = tick.observed.measurement, tick.canary
     metrics = tick.spec.rollout.analysis.effective_metrics()
     if measurement is None or canary is None or not metrics or measurement.canary_revision != canary.revision:
@@ -113,6 +115,7 @@ def analysis_allows_moving_on(tick: Tick, last: bool) -> bool:
 
 
 def ask_for_next_run(tick: Tick) -> None:
+    """Ask for a tick when the next analysis run is due (or soon, while waiting for traffic)."""
     status = status_so_far(tick)
     due = next_analysis_at(tick.spec, status)
     if due is not None:

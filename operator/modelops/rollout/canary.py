@@ -19,6 +19,7 @@ from modelops.rollout.steps import advance_steps
 
 
 def run_canary(tick: Tick, target: Target) -> None:
+    """One tick of a canary towards `target`: start it, hold it aborted, or measure and advance its steps."""
     if tick.canary is None or tick.canary.revision != target.revision:
         _start_canary(tick, target)
     canary = tick.canary

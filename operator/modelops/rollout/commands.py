@@ -38,6 +38,7 @@ def parse_commands(annotations: Mapping[str, str]) -> tuple[Command, ...]:
 
 
 def apply_commands(tick: Tick) -> None:
+    """Handle each new command once (by nonce), in COMMANDS order; a refused one is a Warning Event."""
     order = {name: i for i, name in enumerate(COMMANDS)}
     for command in sorted(tick.observed.commands, key=lambda c: order.get(c.name, len(order))):
         if command.name not in order or tick.handled.get(command.name) == command.nonce:

@@ -36,6 +36,7 @@ REASON_PODS_FAILING = "PodsFailing"
 
 
 def derive_conditions(tick: Tick, status: ModelDeploymentStatus, phase: str, message: str) -> ModelDeploymentStatus:
+    """`status` with its conditions set from the tick's outcome, its phase and message (kstatus-compatible)."""
     gen = tick.observed.generation
     now = tick.now_text
     canary, stable = status.canary, status.stable

@@ -36,6 +36,8 @@ MIN_REQUEUE_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Target:
+    """The revision this tick moves towards (spec's, or an undo pin's) and the model it runs."""
+
     revision: str
     model_version: str | None
     model: ModelSource | None
@@ -120,10 +122,12 @@ class Tick:
 
 
 def display_name(tick: Tick, version: str | None, revision: str | None) -> str:
+    """`<model> v<version> (<revision>)`, as Events and messages name a revision."""
     return f"{tick.spec.model.name} v{version} ({revision})"
 
 
 def status_so_far(tick: Tick) -> ModelDeploymentStatus:
+    """The status this tick has decided so far (before phase, message and conditions)."""
     return tick.old.model_copy(
         update={
             "observed_generation": tick.observed.generation,

@@ -73,6 +73,7 @@ def _switch(tick: Tick) -> None:
 
 
 def bake(tick: Tick) -> None:
+    """The bake window: keep the replaced revision for a quick undo until `previous.until`, then let it go."""
     previous = tick.previous
     if previous is None:
         return

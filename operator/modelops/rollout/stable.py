@@ -24,6 +24,7 @@ def deploys_directly(tick: Tick, target: Target) -> bool:
 
 
 def deploy_directly(tick: Tick, target: Target) -> None:
+    """Deploy `target` as stable with no canary (first deploy, or over a stable that never got ready)."""
     old = tick.stable
     if old is None or old.revision != target.revision:
         if old is not None and old.revision is not None:
@@ -39,6 +40,7 @@ def deploy_directly(tick: Tick, target: Target) -> None:
 
 
 def steady(tick: Tick) -> None:
+    """No canary: the stable track at full strength, all traffic to it; announce when it is first ready."""
     stable = tick.stable
     assert stable is not None and stable.revision is not None
     if tick.canary is not None:

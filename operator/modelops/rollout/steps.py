@@ -27,6 +27,7 @@ def weight_at(steps: list[Step], index: int) -> int:
 
 
 def advance_steps(tick: Tick) -> None:
+    """Take the canary through as many steps as are done this tick, then route it (or promote it)."""
     steps = tick.spec.rollout.steps
     while True:
         canary = tick.canary
