@@ -86,3 +86,12 @@ def test_a_rule_with_a_python_twin_needs_a_checked_model() -> None:
         class Unchecked(Model):
             cross_field_rules = (CrossFieldRule("self.a > 0", "a must be above 0", ".a", holds=lambda m: m.a > 0),)
             a: int = 1
+
+
+def test_a_rule_on_one_field_is_reported_with_the_objects_other_errors() -> None:
+    # Checked as a field validator (on_field), as the cooldown check was before it was declared once.
+    spec = _with("retraining.guardrails", {"cooldown": "30s", "maxRunsPerDay": 0})
+    with pytest.raises(ValidationError) as caught:
+        ModelDeploymentSpec.model_validate(spec)
+    assert [e["loc"] for e in caught.value.errors()] == [("retraining", "guardrails", "cooldown"),
+                                                         ("retraining", "guardrails", "maxRunsPerDay")]
