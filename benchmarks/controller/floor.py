@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from modelops.api.models import ModelDeploymentSpec
+from modelops.api.spec import ModelDeploymentSpec
 from modelops.resources import builders
 from modelops.resources.naming import desired_revision
 

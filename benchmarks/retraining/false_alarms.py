@@ -3,10 +3,10 @@
 `make bench-retraining` (python -m benchmarks.retraining.false_alarms) simulates 500 windows of 100
 and of 1,000 rows drawn from the training distribution (30 numeric features with 10 quantile bins and
 a 3-class prediction 60/30/10, PSI computed by the servers' own code, modelops.drift.psi) and feeds
-each window as the stable track's drift reading to the real evaluator
-(modelops.retraining.evaluator.next_retraining, forDuration 0s so every breaching window fires).
+each window as the stable track's drift reading to the real retraining machine
+(modelops.retraining.machine.next_retraining, forDuration 0s so every breaching window fires).
 It prints, per window size and threshold, how many windows would have triggered a retrain, and the
-evaluator's cost per tick. Target (issue 8): 0 with the defaults.
+retraining machine's cost per tick. Target (issue 8): 0 with the defaults.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, TrackStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus, TrackStatus
 from modelops.drift.psi import bin_counts, categorical_baseline, numeric_baseline, psi
-from modelops.retraining.evaluator import next_retraining
+from modelops.retraining.machine import next_retraining
 from modelops.retraining.observed import DriftObservation, DriftReading, RetrainObserved
 
 FEATURES = 30
@@ -56,7 +57,7 @@ def windows(rows: int, count: int, seed: int) -> list[DriftObservation]:
 
 
 def false_triggers(threshold: float | None, observations: list[DriftObservation]) -> tuple[int, float]:
-    """Windows that fired a drift trigger (each judged afresh), and seconds per evaluator tick."""
+    """Windows that fired a drift trigger (each judged afresh), and seconds per retraining-machine tick."""
     the_spec = spec(threshold)
     status = ModelDeploymentStatus(stable=TrackStatus(revision="stable1"))
     fired = 0

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelops.rollout.timefmt import parse_time
+from modelops.api.timefmt import parse_time
 
 from demo.scenario import apply, condition, get, status
 from devcluster import localcluster

@@ -16,9 +16,11 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from modelops.api import models
-from modelops.api.models import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ModelDeploymentSpec, ModelDeploymentStatus
-from modelops.rollout import conditions
+from modelops.api import conditions
+from modelops.api.base import Model
+from modelops.api.kind import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -68,10 +70,10 @@ def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
     value = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
-    if isinstance(value, models.Model):
+    if isinstance(value, Model):
         value = value.wire()
     elif isinstance(value, list):
-        value = [v.wire() if isinstance(v, models.Model) else v for v in value]
+        value = [v.wire() if isinstance(v, Model) else v for v in value]
     if value is None or value in ({}, []):
         return ""
     return f"`{json.dumps(value)}`".replace("|", "\\|")
@@ -83,19 +85,18 @@ def _cell(text: str) -> str:
 
 def _section(model: type[BaseModel]) -> list[str]:
     lines = [f"### {model.__name__}", ""]
-    doc = (model.__doc__ or "").strip()
-    if doc and model.__doc__ is not BaseModel.__doc__ and doc != (models.Model.__doc__ or "").strip():
+    doc = (model.__dict__.get("__doc__") or "").strip()  # its own docstring, not a base class's
+    if doc:
         lines += [" ".join(doc.split()), ""]
     lines += ["| field | type | default | constraints | description |", "| --- | --- | --- | --- | --- |"]
     for name, info in model.model_fields.items():
         wire = info.alias or name
         lines.append(f"| `{wire}` | {_type_name(info.annotation)} | {_default(info)} | "
                      f"{_cell(_constraints(info))} | {_cell(info.description or '')} |")
-    extra = model.model_config.get("json_schema_extra")
-    rules = extra.get("x-kubernetes-validations", []) if isinstance(extra, dict) else []
+    rules = [rule.cel() for rule in getattr(model, "cross_field_rules", ())]
     if rules:
         lines += ["", "Refused at apply time (CEL):", ""]
-        lines += [f"- {_cell(str(r['message']))} (`{_cell(str(r['rule']))}`)" for r in rules]  # type: ignore[index]
+        lines += [f"- {_cell(str(r['message']))} (`{_cell(str(r['rule']))}`)" for r in rules]
     return [*lines, ""]
 
 
@@ -116,7 +117,7 @@ def api_markdown() -> str:
     lines = [
         "# API reference", "",
         f"`{KIND}` (`{GROUP}/{VERSION}`, plural `{PLURAL}`, short name `{SHORT_NAME}`), namespaced. "
-        "Generated from operator/modelops/api/models.py, the models the CRD is generated from; field names "
+        "Generated from the models in operator/modelops/api/, the models the CRD is generated from; field names "
         "are as written in YAML. Durations are Go-style (`30s`, `5m`, `1h30m`).", "",
         "## Spec", "",
     ]
@@ -149,15 +150,31 @@ def _message_shape(node: ast.expr) -> str:
     return "…"
 
 
+def _module_name(path: Path) -> str:
+    return str(path.relative_to(SOURCE.parent)).removesuffix(".py").replace("/", ".")
+
+
 def events() -> list[tuple[str, str, str, str]]:
-    """(reason, type, module, message shape) of every Event the operator can post."""
+    """(reason, type, modules posting it, message shape) of every Event the operator can post.
+
+    A reason is an `EVENT_*` constant; a call `<x>.event(EVENT_..., message)` posts it, in the module
+    that declares the constant or in one that imports it (`from modelops... import EVENT_...`).
+    """
+    trees = {_module_name(path): ast.parse(path.read_text()) for path in sorted(SOURCE.rglob("*.py"))}
+    declared = {module: {k: v for k, v in _constants(tree, "EVENT_").items()
+                         if k not in ("EVENT_NORMAL", "EVENT_WARNING")} for module, tree in trees.items()}
     found: dict[str, tuple[str, str, str, str]] = {}
-    for path in sorted(SOURCE.rglob("*.py")):
-        tree = ast.parse(path.read_text())
-        names = {k: v for k, v in _constants(tree, "EVENT_").items() if k not in ("EVENT_NORMAL", "EVENT_WARNING")}
-        module = str(path.relative_to(SOURCE.parent)).removesuffix(".py").replace("/", ".")
-        for reason in names.values():
+    for module, constants in declared.items():
+        for reason in constants.values():
             found.setdefault(reason, (reason, "Normal", module, ""))
+    posters: dict[str, list[str]] = {}
+    for module, tree in trees.items():
+        names = dict(declared[module])
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module in declared:
+                for alias in node.names:
+                    if alias.name in declared[node.module]:
+                        names[alias.asname or alias.name] = declared[node.module][alias.name]
         for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "event"
                     and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in names):
@@ -166,8 +183,11 @@ def events() -> list[tuple[str, str, str, str]]:
                               for k in node.keywords)
                 old = found[reason]
                 message = old[3] or (_message_shape(node.args[1]) if len(node.args) > 1 else "")
-                found[reason] = (reason, "Warning" if warning or old[1] == "Warning" else "Normal", module, message)
-    return sorted(found.values())
+                found[reason] = (reason, "Warning" if warning or old[1] == "Warning" else "Normal", old[2], message)
+                if module not in posters.setdefault(reason, []):
+                    posters[reason].append(module)
+    return sorted((reason, type_, ", ".join(posters.get(reason, [module])), message)
+                  for reason, type_, module, message in found.values())
 
 
 def events_markdown() -> str:
@@ -181,13 +201,13 @@ def events_markdown() -> str:
         "| reason | type | posted by | message |", "| --- | --- | --- | --- |",
     ]
     for reason, type_, module, message in events():
-        lines.append(f"| `{reason}` | {type_} | `{module}` | {_cell(message)} |")
+        posted_by = ", ".join(f"`{m}`" for m in module.split(", "))
+        lines.append(f"| `{reason}` | {type_} | {posted_by} | {_cell(message)} |")
     lines += ["", "## Conditions", "",
               "Condition types: " + ", ".join(f"`{t}`" for t in conditions.CONDITION_ORDER) +
               ". `Reconciling` and `Stalled` follow kstatus (Flux, Argo CD: see docs/gitops.md).", "",
               "| reason | constant |", "| --- | --- |"]
     reasons = _constants(ast.parse((SOURCE / "rollout" / "conditions.py").read_text()), "REASON_")
-    reasons |= _constants(ast.parse((SOURCE / "rollout" / "machine.py").read_text()), "REASON_")
     for name, reason in sorted(reasons.items(), key=lambda kv: kv[1]):
         lines.append(f"| `{reason}` | `{name}` |")
     # What the controller could not do (Ready=False, Stalled=True), each also one aggregated Warning Event.

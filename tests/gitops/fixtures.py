@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelops.api.models import GROUP, VERSION
-from modelops.rollout.machine import analysis_due
+from modelops.api.kind import GROUP, VERSION
+from modelops.rollout.analysis_runs import analysis_due
 from modelops.rollout.phase import PHASES
 
 from tests.unit.rollout.world import World, bad, good, make_spec, silent

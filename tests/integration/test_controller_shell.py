@@ -184,7 +184,7 @@ def test_a_child_created_by_post_is_fully_owned_by_later_applies(
     server-side apply: a field the create set and the apply leaves out (say, what an operator upgrade
     drops from the pod template) is removed, not kept under the create's Update entry."""
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
-    from modelops.api.models import ModelDeploymentSpec
+    from modelops.api.spec import ModelDeploymentSpec
     from modelops.resources import builders
 
     manifest = json.loads(_sample())

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec
+from modelops.api.spec import ModelDeploymentSpec
 from modelops.resources.builders import deployment
 
 from devcluster import localcluster

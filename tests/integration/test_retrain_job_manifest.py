@@ -7,7 +7,8 @@ import json
 import subprocess
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec, ModelSource, RetrainTrigger
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import RetrainTrigger
 from modelops.resources.jobs import retrain_job
 from modelops.retraining.actions import CreateJob, JobParams
 

@@ -3,7 +3,7 @@ the Event reasons), and the generator sees every Event reason the state machine 
 
 from __future__ import annotations
 
-from modelops.rollout import machine
+from modelops.rollout import events
 
 from tests.gitops import apidocs
 
@@ -16,11 +16,11 @@ def test_generated_docs_are_fresh() -> None:
 
 def test_every_event_reason_of_the_machine_is_listed() -> None:
     listed = {reason for reason, *_ in apidocs.events()}
-    constants = {v for k, v in vars(machine).items() if k.startswith("EVENT_") and k not in ("EVENT_NORMAL",
+    constants = {v for k, v in vars(events).items() if k.startswith("EVENT_") and k not in ("EVENT_NORMAL",
                                                                                              "EVENT_WARNING")}
     assert constants and constants <= listed, constants - listed
     warnings = {reason for reason, type_, *_ in apidocs.events() if type_ == "Warning"}
-    assert {machine.EVENT_ABORTED, machine.EVENT_ANALYSIS_FAILED} <= warnings
+    assert {events.EVENT_ABORTED, events.EVENT_ANALYSIS_FAILED} <= warnings
 
 
 def test_api_reference_covers_every_spec_field() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec
+from modelops.api.spec import ModelDeploymentSpec
 from modelops.artifacts.errors import ArtifactError
 from modelops.artifacts.uri import parse_pvc_uri
 from modelops.resources.builders import deployment

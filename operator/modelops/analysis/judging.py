@@ -1,7 +1,7 @@
 """Judging canary metric readings: readings in, verdicts out (pure, no I/O).
 
 The providers (`prometheus.py`, `scrape.py`) turn the world into `MetricReading`s; the rollout state
-machine (`modelops.rollout.machine`) calls `judge_run` on them and `record_run` to fold the run into
+machine (`modelops.rollout.analysis_runs`) calls `judge_run` on them and `record_run` to fold the run into
 `status.analysis`. The vocabulary is Argo Rollouts': Successful / Failed / Inconclusive / Error.
 
 Rules, in order, for one metric:
@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from modelops.api.models import AnalysisStatus, Metric, MetricResult
+from modelops.api.rollout_spec import Metric
+from modelops.api.status import AnalysisStatus, MetricResult
 
 Verdict = Literal["Successful", "Failed", "Inconclusive", "Error"]
 SUCCESSFUL: Verdict = "Successful"

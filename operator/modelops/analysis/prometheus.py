@@ -31,7 +31,7 @@ from modelops.analysis.provider import (
     TrackTarget,
     failed_readings,
 )
-from modelops.api.models import Metric
+from modelops.api.rollout_spec import Metric
 
 # Far above any instant-query answer of one series; a bigger body is not read at all.
 MAX_ANSWER_BYTES = 1024 * 1024

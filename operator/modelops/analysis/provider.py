@@ -1,6 +1,6 @@
 """The metric-provider interface (à la Flagger: one small Protocol, chosen by a factory).
 
-The controller builds an `AnalysisTarget` when `modelops.rollout.machine.analysis_due` says a run is
+The controller builds an `AnalysisTarget` when `modelops.rollout.analysis_runs.analysis_due` says a run is
 due, asks `provider_for(spec, session, prometheus_allow=...)` for the provider, awaits `measure` for
 `spec.rollout.analysis.effective_metrics()`, and hands the readings to the state machine as an
 `Observed.measurement`. Adding a provider is adding one module.
@@ -18,7 +18,9 @@ import aiohttp
 from modelops.analysis import queries
 from modelops.analysis.allowlist import AllowedPrometheus, prometheus_allowed, refusal
 from modelops.analysis.judging import MetricReading
-from modelops.api.models import Metric, ModelDeploymentSpec, parse_duration
+from modelops.api.durations import parse_duration
+from modelops.api.rollout_spec import Metric
+from modelops.api.spec import ModelDeploymentSpec
 
 # A whole measurement (every query of one ModelDeployment) never takes longer than this, so one
 # slow Prometheus or pod cannot hold up the operator's other ModelDeployments for long.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from modelops.api.models import SCRAPES_PER_WINDOW
+from modelops.api.spec import SCRAPES_PER_WINDOW
 
 REQUESTS = "modelops_requests_total"
 DURATION_BUCKET = "modelops_request_duration_seconds_bucket"

@@ -27,7 +27,7 @@ from modelops.analysis.provider import (
     TrackTarget,
     failed_readings,
 )
-from modelops.api.models import Metric
+from modelops.api.rollout_spec import Metric
 
 DEFAULT_SCRAPE_WINDOW_SECONDS = 5.0
 LATENCY_QUANTILE = 0.99

@@ -22,12 +22,13 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from modelops.api.models import GROUP, PLURAL, VERSION
+from modelops.api.kind import GROUP, PLURAL, VERSION
+from modelops.api.timefmt import as_utc, parse_time, utc_now
 from modelops.cli import kubectl_retrain
 from modelops.cli.kubectl_requests import Request, handled, new_request, refusal
 from modelops.cli.kubectl_view import parse_spec, parse_status, render_history, render_status
 from modelops.retraining.observed import COMMAND_APPROVE, COMMAND_RETRAIN, RETRAIN_RESET
-from modelops.rollout.observed import (
+from modelops.rollout.commands import (
     COMMAND_ABORT,
     COMMAND_PAUSE,
     COMMAND_PROMOTE,
@@ -37,11 +38,10 @@ from modelops.rollout.observed import (
     PROMOTE_FULL,
     PROMOTE_STEP,
 )
-from modelops.rollout.timefmt import as_utc, parse_time, utc_now
 
 PROG = "kubectl modelops"
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
-EVENT_COMMAND_HANDLED = "CommandHandled"  # reasons of the controller's Events (modelops.rollout.machine)
+EVENT_COMMAND_HANDLED = "CommandHandled"  # reasons of the controller's Events (modelops.rollout.events)
 EVENT_COMMAND_IGNORED = "CommandIgnored"
 EVENT_GRACE_SECONDS = 10.0  # how long --wait looks for the controller's Event after status says handled
 

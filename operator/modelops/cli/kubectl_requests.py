@@ -1,7 +1,7 @@
 """The imperative requests of `kubectl modelops` (promote, abort, pause, resume, retry, undo) as data.
 
 A request is one `modelops.dev/<command>` annotation in the format the controller parses
-(`modelops.rollout.observed.parse_commands`): JSON `{"value": ..., "nonce": ...}`, a fresh nonce per
+(`modelops.rollout.commands.parse_commands`): JSON `{"value": ..., "nonce": ...}`, a fresh nonce per
 request so that asking twice acts twice. Requests never touch spec: Git owns spec. The plugin
 (modelops.cli.kubectl) builds a request here, checks it against the status it just read
 (`refusal`, so an SRE hears at once what the controller would only put in a CommandIgnored
@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.api.models import ModelDeploymentStatus
-from modelops.rollout.observed import (
-    ANNOTATION_PREFIX,
+from modelops.api.commands import ANNOTATION_PREFIX
+from modelops.api.status import ModelDeploymentStatus
+from modelops.rollout.commands import (
     COMMAND_ABORT,
     COMMAND_PAUSE,
     COMMAND_PROMOTE,

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, RetrainCandidate, RetrainingStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus, RetrainCandidate, RetrainingStatus
 from modelops.cli.kubectl_requests import Request
 from modelops.retraining.observed import COMMAND_APPROVE, COMMAND_RETRAIN, RETRAIN_RESET
 

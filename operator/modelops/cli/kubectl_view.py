@@ -14,20 +14,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelops.api.models import (
+from modelops.api.durations import parse_duration
+from modelops.api.rollout_spec import Step
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import (
     AnalysisStatus,
     CanaryStatus,
     Condition,
     HistoryEntry,
-    ModelDeploymentSpec,
     ModelDeploymentStatus,
-    Step,
     TrackStatus,
-    parse_duration,
 )
+from modelops.api.timefmt import as_utc, format_time, parse_time
 from modelops.cli.kubectl_retrain import retraining_lines
 from modelops.rollout.phase import describe_step, pause_remaining
-from modelops.rollout.timefmt import as_utc, format_time, parse_time
 
 STATUS_HISTORY_ENTRIES = 5  # the status view shows the newest few; `history` shows all
 NONE = "-"

@@ -25,7 +25,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from modelops.api.models import GROUP, PLURAL, VERSION
+from modelops.api.kind import GROUP, PLURAL, VERSION
 from modelops.controller.informer import Source
 from modelops.controller.lanes import URGENT_THREADS, Lanes
 from modelops.resources.naming import LABEL_MANAGED_BY, MANAGED_BY

@@ -34,7 +34,9 @@ from modelops.analysis.provider import (
     failed_readings,
     provider_for,
 )
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.events import EmitEvent
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
 from modelops.controller.errors import error_reason, namespace_terminating
 from modelops.controller.kube import Conflict, Kube
@@ -53,17 +55,13 @@ from modelops.controller.status import (
 from modelops.resources import builders
 from modelops.resources.naming import LABEL_REVISION, deployment_name, desired_revision
 from modelops.retraining.actions import RetrainDecision
-from modelops.retraining.evaluator import desired_model, next_retraining
-from modelops.rollout import machine
-from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent, EnsureDeployment, SetRouting
-from modelops.rollout.machine import analysis_due, next_state
-from modelops.rollout.observed import (
-    DeploymentObservation,
-    DesiredRevision,
-    Measurement,
-    Observed,
-    parse_commands,
-)
+from modelops.retraining.machine import desired_model, next_retraining
+from modelops.rollout import events as rollout_events
+from modelops.rollout.actions import Decision, DeleteDeployment, EnsureDeployment, SetRouting
+from modelops.rollout.analysis_runs import analysis_due
+from modelops.rollout.commands import parse_commands
+from modelops.rollout.machine import next_state
+from modelops.rollout.observed import DeploymentObservation, DesiredRevision, Measurement, Observed
 from modelops.traffic import gateway_api
 from modelops.traffic.router import GATEWAY_API, TrafficView, router_for
 
@@ -71,8 +69,8 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 ROUTE_PORT = 80
 WRITES_REMEMBERED = 4
-OUTCOME_EVENTS = {machine.EVENT_PROMOTED: "Promoted", machine.EVENT_ROLLED_BACK: "RolledBack",
-                  machine.EVENT_ABORTED: "Aborted"}
+OUTCOME_EVENTS = {rollout_events.EVENT_PROMOTED: "Promoted", rollout_events.EVENT_ROLLED_BACK: "RolledBack",
+                  rollout_events.EVENT_ABORTED: "Aborted"}
 
 
 def utcnow() -> dt.datetime:
@@ -257,8 +255,8 @@ class Reconciler:
             if outcome is not None:
                 self.metrics.rollouts.labels(outcome=outcome).inc()
         if decision.status.analysis is not None and any(
-                e.reason in (machine.EVENT_ANALYSIS_SUCCESSFUL, machine.EVENT_ANALYSIS_FAILED,
-                             machine.EVENT_ANALYSIS_INCONCLUSIVE) for e in decision.events):
+                e.reason in (rollout_events.EVENT_ANALYSIS_SUCCESSFUL, rollout_events.EVENT_ANALYSIS_FAILED,
+                             rollout_events.EVENT_ANALYSIS_INCONCLUSIVE) for e in decision.events):
             for result in decision.status.analysis.metrics:
                 self.metrics.verdicts.labels(verdict=str(result.verdict)).inc()
         self.metrics.object_status(key[0], key[1], status.phase,

@@ -1,6 +1,6 @@
 """The retraining loop's I/O: observe its signals (the stable track's drift and quality gauges,
 scraped from its ready pods; a PromQL value; the run's Job and its pods from the cache) and carry
-out what `modelops.retraining.evaluator.next_retraining` decided (create or delete the Job).
+out what `modelops.retraining.machine.next_retraining` decided (create or delete the Job).
 
 Called by `modelops.controller.reconcile` after the rollout machine, inside the same reconcile, so
 the retraining status is written with the rollout status in one write, before any action. Signals
@@ -22,7 +22,9 @@ from modelops.analysis.allowlist import AllowedPrometheus, prometheus_allowed
 from modelops.analysis.prometheus import PrometheusProvider
 from modelops.analysis.provider import DEFAULT_TIMEOUT_SECONDS, ProviderError
 from modelops.analysis.scrape import parse_scrape
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
+from modelops.api.durations import parse_duration
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.cache import Cache, PodView, owned_by
 from modelops.controller.kube import Kube
 from modelops.resources.jobs import retrain_job

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from modelops.api.models import ModelDeploymentStatus
-from modelops.rollout import conditions as cond
-from modelops.rollout.timefmt import format_time
+from modelops.api import conditions as cond
+from modelops.api.status import ModelDeploymentStatus
+from modelops.api.timefmt import format_time
 
-# Reasons the shell reports (the rollout machine has its own in rollout/conditions.py).
+# Reasons the shell reports (the rollout machine has its own in modelops.rollout.conditions).
 REASON_FORBIDDEN = "Forbidden"
 REASON_ROUTE_NOT_FOUND = "RouteNotFound"
 REASON_ROUTE_NOT_REFERENCING = "RouteNotReferencing"

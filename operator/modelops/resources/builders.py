@@ -11,7 +11,9 @@ import hashlib
 import json
 from typing import Any
 
-from modelops.api.models import ModelDeploymentSpec, ResourceList, parse_duration
+from modelops.api.compute import ResourceList
+from modelops.api.durations import parse_duration
+from modelops.api.spec import ModelDeploymentSpec
 from modelops.resources.naming import (
     LABEL_COMPONENT,
     LABEL_MODEL,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelops.api.models import DEFAULT_SERVER_IMAGE, DEFAULT_TRAINER_IMAGE, ModelDeploymentSpec, parse_duration
+from modelops.api.durations import parse_duration
+from modelops.api.spec import DEFAULT_SERVER_IMAGE, DEFAULT_TRAINER_IMAGE, ModelDeploymentSpec
 from modelops.artifacts.uri import PVC_ROOT, pvc_claim
 from modelops.resources.builders import _CONTAINER_SECURITY, _POD_SECURITY, _resources, owner_reference
 from modelops.resources.naming import (

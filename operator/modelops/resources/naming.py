@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelops.api.models import ModelDeploymentSpec
+from modelops.api.spec import ModelDeploymentSpec
 
 MANAGED_BY = "modelops"
 LABEL_NAME = "app.kubernetes.io/name"

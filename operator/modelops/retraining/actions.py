@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelops.api.models import ModelDeploymentStatus, ModelSource, RetrainTrigger
-from modelops.rollout.actions import EmitEvent
+from modelops.api.events import EmitEvent
+from modelops.api.spec import ModelSource
+from modelops.api.status import ModelDeploymentStatus, RetrainTrigger
 
 # Event reasons (stable: alerts match on them).
 EVENT_TRIGGERED = "RetrainTriggered"

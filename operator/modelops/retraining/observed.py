@@ -9,13 +9,12 @@ nothing; a measurement with too few samples is a measurement, and breaks a breac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modelops.api.commands import ANNOTATION_PREFIX, Command, parse_command_annotations
 from modelops.retraining.result import JobResult, ResultError, parse_result
-from modelops.rollout.observed import ANNOTATION_PREFIX, Command
 
 COMMAND_RETRAIN = "retrain"  # value "" asks for a run now; "reset" lifts RetrainBlocked / DriftPersists
 COMMAND_APPROVE = "approve"  # approves the recorded candidate (promotion: Manual)
@@ -120,26 +119,9 @@ class RetrainObserved:
 
 
 def parse_retrain_commands(annotations: Mapping[str, str]) -> tuple[Command, ...]:
-    """`modelops.dev/retrain` and `modelops.dev/approve`, in the format of rollout's commands.
-
-    JSON `{"value": ..., "nonce": ...}`, or a plain string taken as the nonce with an empty value.
-    """
-    commands: list[Command] = []
-    for name in RETRAIN_COMMANDS:
-        raw = annotations.get(ANNOTATION_PREFIX + name)
-        if raw is None:
-            continue
-        value, nonce = "", raw
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            value = str(parsed.get("value", "") or "")
-            nonce = str(parsed.get("nonce", "") or "")
-        if nonce:
-            commands.append(Command(name=name, value=value, nonce=nonce))
-    return tuple(commands)
+    """`modelops.dev/retrain` and `modelops.dev/approve`, in the format of every command
+    (`modelops.api.commands`): JSON `{"value": ..., "nonce": ...}`, or a plain string taken as the nonce."""
+    return parse_command_annotations(annotations, RETRAIN_COMMANDS)
 
 
 RETRAIN_CONTAINER = "retrain"  # the container name modelops.resources.jobs gives the Job's pod

@@ -1,6 +1,6 @@
 """The PSI threshold a drift reading must exceed, derived from the window's sample size.
 
-Called by `modelops.retraining.evaluator` for every drift reading when `triggers.drift.threshold`
+Called by `modelops.retraining.machine` for every drift reading when `triggers.drift.threshold`
 is unset. Why a χ² critical value: PSI is Jeffreys' divergence Σ (q-p)·ln(q/p) between the window's
 bin fractions q and the baseline's p. For q near p, (q-p)·ln(q/p) ≈ (q-p)²/p, so
 N·PSI ≈ Σ N(q-p)²/p, which is Pearson's X² statistic of the window's counts against the baseline:

@@ -7,16 +7,13 @@ status and the cluster alone, so actions lost between the write and the acting a
 the next tick; Events are emitted only by the tick that makes the transition (never twice).
 """
 
-from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent, EnsureDeployment, SetRouting
-from modelops.rollout.machine import analysis_due, next_analysis_at, next_state
-from modelops.rollout.observed import (
-    Command,
-    DeploymentObservation,
-    DesiredRevision,
-    Measurement,
-    Observed,
-    parse_commands,
-)
+from modelops.api.commands import Command
+from modelops.api.events import EmitEvent
+from modelops.rollout.actions import Decision, DeleteDeployment, EnsureDeployment, SetRouting
+from modelops.rollout.analysis_runs import analysis_due, next_analysis_at
+from modelops.rollout.commands import parse_commands
+from modelops.rollout.machine import next_state
+from modelops.rollout.observed import DeploymentObservation, DesiredRevision, Measurement, Observed
 
 __all__ = [
     "Command",

@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from modelops.api.models import ModelDeploymentStatus, ModelSource
+from modelops.api.events import EmitEvent
+from modelops.api.spec import ModelSource
+from modelops.api.status import ModelDeploymentStatus
 
-EventType = Literal["Normal", "Warning"]
-EVENT_NORMAL: EventType = "Normal"
-EVENT_WARNING: EventType = "Warning"
 Track = Literal["stable", "canary", "previous"]
 
 
@@ -49,13 +48,6 @@ class SetRouting:
     stable_revision: str
     canary_revision: str | None
     canary_weight: int
-
-
-@dataclass(frozen=True)
-class EmitEvent:
-    type: EventType
-    reason: str
-    message: str
 
 
 Action = EnsureDeployment | DeleteDeployment | SetRouting | EmitEvent

@@ -1,24 +1,19 @@
-"""Status conditions: types, reason constants and the one helper that sets a condition.
+"""The rollout's condition reasons, and the conditions it derives from status at the end of a tick.
 
-kstatus-compatible: `Reconciling` (True while the operator is still moving towards spec) and
-`Stalled` (True when it cannot get there without help) are the abnormal-true pair that kstatus,
-Flux and Argo CD read; `Ready`, `Progressing` and `Degraded` are for people. Called by
-`modelops.rollout.machine` at the end of every tick.
+Condition types and the helper that keeps `lastTransitionTime` are shared words
+(`modelops.api.conditions`); the reasons here are the rollout's own (CamelCase, stable: tools and
+alerts match on them; docs/events.md lists them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from modelops.api.models import Condition
+from modelops.api import conditions as cond
+from modelops.api.status import ModelDeploymentStatus
 
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-PROGRESSING = "Progressing"
-DEGRADED = "Degraded"
-CONDITION_ORDER = (READY, RECONCILING, STALLED, PROGRESSING, DEGRADED)
+if TYPE_CHECKING:
+    from modelops.rollout.context import Tick
 
 # Reasons (CamelCase, stable: tools and alerts match on them).
 REASON_HEALTHY = "Healthy"
@@ -37,36 +32,60 @@ REASON_ANALYSIS_FAILED = "AnalysisFailed"
 REASON_ABORTED_BY_USER = "AbortedByUser"
 REASON_RECONCILED = "Reconciled"
 REASON_AS_EXPECTED = "AsExpected"
-
-Status = Literal["True", "False", "Unknown"]
-
-
-def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
-    return next((c for c in conditions if c.type == type_), None)
+REASON_PODS_FAILING = "PodsFailing"
 
 
-def set_condition(
-    conditions: Sequence[Condition],
-    type_: str,
-    status: Status,
-    reason: str,
-    message: str,
-    now: str,
-    generation: int | None,
-) -> list[Condition]:
-    """Conditions with `type_` set; `lastTransitionTime` moves only when the status itself changes."""
-    old = find_condition(conditions, type_)
-    since = old.last_transition_time if old is not None and old.status == status else now
-    new = Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message[:2048],
-        last_transition_time=since,
-        observed_generation=generation,
-    )
-    rest = [c for c in conditions if c.type != type_]
-    merged = [*rest, new]
-    # A fixed order keeps status byte-stable between ticks (no spurious patches).
-    rank = {t: i for i, t in enumerate(CONDITION_ORDER)}
-    return sorted(merged, key=lambda c: (rank.get(c.type, len(rank)), c.type))
+def derive_conditions(tick: Tick, status: ModelDeploymentStatus, phase: str, message: str) -> ModelDeploymentStatus:
+    """`status` with its conditions set from the tick's outcome, its phase and message (kstatus-compatible)."""
+    gen = tick.observed.generation
+    now = tick.now_text
+    canary, stable = status.canary, status.stable
+    aborted = canary is not None and canary.aborted
+    rolling = canary is not None and not aborted
+    stable_full = stable is not None and stable.revision is not None and stable.ready_replicas >= tick.total
+    conditions = list(status.conditions)
+
+    def put(type_: str, state: cond.Status, reason: str, text: str) -> None:
+        nonlocal conditions
+        conditions = cond.set_condition(conditions, type_, state, reason, text, now, gen)
+
+    if aborted:
+        old_degraded = cond.find_condition(status.conditions, cond.DEGRADED)
+        code = tick.abort_reason_code or (
+            old_degraded.reason if old_degraded is not None and old_degraded.status == "True"
+            else REASON_ANALYSIS_FAILED
+        )
+        put(cond.READY, "False", code, message)
+        put(cond.RECONCILING, "False", code, message)
+        put(cond.STALLED, "True", code, message)
+        put(cond.PROGRESSING, "False", code, message)
+        put(cond.DEGRADED, "True", code, message)
+        return status.model_copy(update={"conditions": conditions})
+    progress_reason = {
+        "Paused": REASON_PAUSED,
+        "Analysing": REASON_ANALYSING,
+        "Inconclusive": REASON_ANALYSIS_INCONCLUSIVE,
+        "Promoting": REASON_PROMOTING,
+        "RollingBack": REASON_ROLLING_BACK,
+        "Deploying": REASON_DEPLOYING,
+    }.get(phase, REASON_CANARY_PROGRESSING)
+    if rolling or not stable_full:
+        unavailable = not rolling and stable is not None and stable.deployed_at is not None
+        reason = REASON_STABLE_UNAVAILABLE if unavailable else progress_reason
+        put(cond.READY, "False", reason, message)
+        put(cond.RECONCILING, "True", reason, message)
+        put(cond.PROGRESSING, "True", reason, message)
+        put(cond.DEGRADED, "True" if unavailable else "False",
+            reason if unavailable else REASON_AS_EXPECTED, message if unavailable else "")
+    else:
+        put(cond.READY, "True", REASON_HEALTHY, message)
+        put(cond.RECONCILING, "False", REASON_RECONCILED, "")
+        put(cond.PROGRESSING, "True", REASON_ROLLOUT_COMPLETE, message)
+        put(cond.DEGRADED, "False", REASON_AS_EXPECTED, "")
+    if tick.stalled is not None:
+        # kstatus (Flux) reads Reconciling first: a stalled object must not also say it is getting there.
+        put(cond.RECONCILING, "False", tick.stalled[0], tick.stalled[1])
+        put(cond.STALLED, "True", tick.stalled[0], tick.stalled[1])
+    else:
+        put(cond.STALLED, "False", REASON_AS_EXPECTED, "")
+    return status.model_copy(update={"conditions": conditions})

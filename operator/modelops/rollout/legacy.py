@@ -8,7 +8,7 @@ ticks never look at history for a decision again.
 
 from __future__ import annotations
 
-from modelops.api.models import HISTORY_LIMIT, ModelDeploymentStatus, TrackStatus
+from modelops.api.status import HISTORY_LIMIT, ModelDeploymentStatus, TrackStatus
 from modelops.rollout.phase import DEPLOYED_OUTCOMES
 
 

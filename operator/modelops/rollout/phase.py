@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, Step, parse_duration
-from modelops.rollout.timefmt import parse_time
+from modelops.api.durations import parse_duration
+from modelops.api.rollout_spec import Step
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
+from modelops.api.timefmt import parse_time
 
 DEPLOYING = "Deploying"
 HEALTHY = "Healthy"

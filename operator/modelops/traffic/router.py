@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from modelops.api.models import Traffic
+from modelops.api.rollout_spec import Traffic
 from modelops.traffic import gateway_api, replica_ratio
 from modelops.traffic.replica_ratio import ReplicaPlan
 

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from modelops.analysis.judging import MetricReading
-from modelops.api.models import DEFAULT_METRICS, Analysis, Metric
-from modelops.rollout.machine import analysis_due
+from modelops.api.rollout_spec import DEFAULT_METRICS, Analysis, Metric
+from modelops.rollout.analysis_runs import analysis_due
 
 from tests.unit.rollout.world import World, make_spec, revision
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from modelops.analysis.judging import MetricReading, judge_metric, judge_run, record_run
-from modelops.api.models import Metric
+from modelops.api.rollout_spec import Metric
 
 AT = "2025-01-01T12:00:00Z"
 ERRORS = Metric.model_validate({"name": "errors", "builtin": "errorRate", "max": 0.02})

@@ -18,7 +18,8 @@ from modelops.analysis.judging import judge_run
 from modelops.analysis.prometheus import MAX_ANSWER_BYTES, PrometheusProvider
 from modelops.analysis.provider import AnalysisTarget, TrackTarget, analysis_window, provider_for
 from modelops.analysis.queries import query_window
-from modelops.api.models import Metric, ModelDeploymentSpec
+from modelops.api.rollout_spec import Metric
+from modelops.api.spec import ModelDeploymentSpec
 
 MARKER = "SECRET-MARKER-7f3a"
 ERRORS = Metric.model_validate({"name": "errors", "builtin": "errorRate", "max": 0.02})

@@ -17,7 +17,8 @@ from modelops.analysis.judging import judge_run
 from modelops.analysis.prometheus import PrometheusProvider
 from modelops.analysis.provider import AnalysisTarget, TrackTarget, provider_for
 from modelops.analysis.scrape import ScrapeProvider, histogram_quantile
-from modelops.api.models import Metric, ModelDeploymentSpec
+from modelops.api.rollout_spec import Metric
+from modelops.api.spec import ModelDeploymentSpec
 
 ERRORS = Metric.model_validate({"name": "errors", "builtin": "errorRate", "max": 0.02})
 P99 = Metric.model_validate({"name": "p99", "builtin": "latencyP99", "max": 0.25,

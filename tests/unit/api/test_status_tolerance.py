@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from pydantic import ValidationError
 
 SHA = "b" * 64

@@ -10,10 +10,10 @@ import json
 from typing import Any
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, ModelSource
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import ModelDeploymentStatus
 from modelops.cli.kubectl_requests import handled, new_request, refusal, undo_candidates
-from modelops.rollout.machine import next_state
-from modelops.rollout.observed import (
+from modelops.rollout.commands import (
     COMMAND_ABORT,
     COMMAND_PAUSE,
     COMMAND_PROMOTE,
@@ -22,11 +22,10 @@ from modelops.rollout.observed import (
     COMMAND_UNDO,
     PROMOTE_FULL,
     PROMOTE_STEP,
-    DeploymentObservation,
-    DesiredRevision,
-    Observed,
     parse_commands,
 )
+from modelops.rollout.machine import next_state
+from modelops.rollout.observed import DeploymentObservation, DesiredRevision, Observed
 
 from .statuses import NOW, V1, V2, V3, aborted, canary_at_step_2, healthy
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus
 from modelops.cli import kubectl_retrain
 from modelops.cli.kubectl import parse_args
 from modelops.cli.kubectl_requests import new_request
 from modelops.cli.kubectl_view import render_status
-from modelops.retraining.evaluator import next_retraining
+from modelops.retraining.machine import next_retraining
 from modelops.retraining.observed import JobObservation, RetrainObserved, parse_retrain_commands
 
 from tests.unit.retraining.helpers import MDEP, T0, drift, make_spec, stable_status, tick, trained

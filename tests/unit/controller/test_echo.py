@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.cache import Cache
 from modelops.controller.metrics import OperatorMetrics
 from modelops.controller.reconcile import Reconciler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
 from modelops.controller.status import REASON_SERVICE_NOT_OWNED, invalid_spec, with_error
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)

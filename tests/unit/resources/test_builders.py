@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from modelops.api.models import ModelDeploymentSpec
+from modelops.api.spec import ModelDeploymentSpec
 from modelops.resources import builders
 from modelops.resources.naming import LABEL_REVISION, revision_of
 
@@ -56,7 +56,7 @@ def test_hpa_mode_the_autoscaler_targets_the_stable_deployment_and_applies_leave
 
 
 def test_from_serving_servers_log_where_the_job_reads_and_only_that_is_writable() -> None:
-    from modelops.api.models import RetrainTrigger
+    from modelops.api.status import RetrainTrigger
     from modelops.resources.jobs import retrain_args
     from modelops.retraining.actions import CreateJob, JobParams
 

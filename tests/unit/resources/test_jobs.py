@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelops.api.models import ModelDeploymentSpec, ModelSource, RetrainTrigger
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import RetrainTrigger
 from modelops.artifacts.uri import pvc_claim
 from modelops.cli.main import build_parser
 from modelops.resources.jobs import retrain_job

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec, Serving
+from modelops.api.spec import ModelDeploymentSpec, Serving
 from modelops.resources.naming import desired_revision, legacy_revision_of, revision_of
 from pydantic import Field
 

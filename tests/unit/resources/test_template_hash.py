@@ -3,7 +3,7 @@ operator version that builds a different template rolls running revisions out on
 
 from __future__ import annotations
 
-from modelops.api.models import ModelDeploymentSpec
+from modelops.api.spec import ModelDeploymentSpec
 from modelops.resources.builders import TEMPLATE_HASH, deployment
 
 SPEC = ModelDeploymentSpec.model_validate(

@@ -1,23 +1,17 @@
-"""Builders of specs, statuses and observations for the retraining evaluator's tests."""
+"""Builders of specs, statuses and observations for the retraining machine's tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from modelops.api.models import (
-    CanaryStatus,
-    ModelDeploymentSpec,
-    ModelDeploymentStatus,
-    ModelSource,
-    PinnedRevision,
-    TrackStatus,
-)
+from modelops.api.commands import Command
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import CanaryStatus, ModelDeploymentStatus, PinnedRevision, TrackStatus
 from modelops.retraining.actions import RetrainDecision
-from modelops.retraining.evaluator import next_retraining
+from modelops.retraining.machine import next_retraining
 from modelops.retraining.observed import DriftObservation, DriftReading, JobObservation, RetrainObserved
 from modelops.retraining.result import GateOutcome, JobResult
-from modelops.rollout.observed import Command
 
 T0 = datetime(2025, 3, 3, 12, 0, 0, tzinfo=UTC)
 MDEP = "iris"

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from modelops.api.models import ModelDeploymentStatus
-from modelops.retraining.evaluator import next_retraining
+from modelops.api.commands import Command
+from modelops.api.status import ModelDeploymentStatus
+from modelops.api.timefmt import parse_time
+from modelops.retraining.machine import next_retraining
 from modelops.retraining.observed import JobObservation, RetrainObserved
-from modelops.rollout.observed import Command
-from modelops.rollout.timefmt import parse_time
 
 from .helpers import MDEP, T0, drift, make_spec, stable_status, trained
 

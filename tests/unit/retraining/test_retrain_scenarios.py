@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from modelops.api.models import HistoryEntry, ModelDeploymentStatus
+from modelops.api.commands import Command
+from modelops.api.status import HistoryEntry, ModelDeploymentStatus
 from modelops.retraining.actions import CreateJob, DeleteJob
-from modelops.retraining.evaluator import candidate_version, desired_model, job_name, next_retraining
+from modelops.retraining.machine import candidate_version, desired_model, job_name, next_retraining
 from modelops.retraining.observed import (
     JobObservation,
     PromQLReading,
@@ -15,7 +16,6 @@ from modelops.retraining.observed import (
     RetrainObserved,
     parse_retrain_commands,
 )
-from modelops.rollout.observed import Command
 
 from .helpers import (
     DATA_NEW,

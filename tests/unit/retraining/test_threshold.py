@@ -1,7 +1,7 @@
 """The derived drift threshold against simulated no-drift windows, using the servers' own PSI code.
 
 500 windows of 100 and of 1,000 rows, 30 numeric features and a skewed 3-class prediction, each
-window judged as the evaluator judges it (every series against its derived threshold, defaults of
+window judged as the retraining machine judges it (every series against its derived threshold, defaults of
 spec.retraining.triggers.drift): no false alarm. And the fixed 0.2 does raise them at 100 rows, as
 issue 8 says, so the test can fail.
 """
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from modelops.api.models import DriftTrigger
+from modelops.api.retraining_spec import DriftTrigger
 from modelops.drift.psi import bin_counts, categorical_baseline, numeric_baseline, psi
 from modelops.retraining.threshold import derived_threshold, sidak_alpha
 

@@ -4,7 +4,7 @@ everything else follows (first deploy at minReplicas, canary steps, promotion), 
 from __future__ import annotations
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec, Serving
+from modelops.api.spec import ModelDeploymentSpec, Serving
 from pydantic import ValidationError
 
 from .world import World, make_spec, revision

@@ -9,9 +9,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.commands import Command
+from modelops.api.status import ModelDeploymentStatus
 from modelops.rollout.machine import next_state
-from modelops.rollout.observed import Command
 
 from .world import World, bad, good, make_spec, silent
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from modelops.api.models import ModelDeploymentStatus
+from modelops.api.status import ModelDeploymentStatus
+from modelops.api.timefmt import parse_time
 from modelops.rollout.actions import DeleteDeployment, EnsureDeployment
-from modelops.rollout.machine import analysis_due, next_state
-from modelops.rollout.timefmt import parse_time
+from modelops.rollout.analysis_runs import analysis_due
+from modelops.rollout.machine import next_state
 
 from .world import World, bad, good, make_spec, revision, silent
 
@@ -257,7 +258,7 @@ def test_a_command_is_handled_once_per_nonce():
     world.command("resume")
     assert not world.status.canary.paused
     # The pause annotation is still there with its old nonce: nothing happens.
-    from modelops.rollout.observed import Command
+    from modelops.api.commands import Command
 
     world.tick(commands=(Command("pause", "", "n1"), Command("resume", "", "n2")))
     assert not world.status.canary.paused
@@ -340,7 +341,7 @@ def test_a_second_call_with_the_same_inputs_changes_nothing():
 
 
 def test_commands_are_read_from_annotations():
-    from modelops.rollout.observed import parse_commands
+    from modelops.rollout.commands import parse_commands
 
     commands = parse_commands({
         "modelops.dev/promote": '{"value": "full", "nonce": "abc"}',

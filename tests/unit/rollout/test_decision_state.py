@@ -4,7 +4,7 @@ written by an older operator (no `deployedAt`) is read correctly."""
 
 from __future__ import annotations
 
-from modelops.api.models import HISTORY_LIMIT, ModelDeploymentStatus
+from modelops.api.status import HISTORY_LIMIT, ModelDeploymentStatus
 
 from .world import World, make_spec, revision
 

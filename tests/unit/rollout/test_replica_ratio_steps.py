@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelops.rollout.machine import analysis_due
+from modelops.rollout.analysis_runs import analysis_due
 
 from .world import World, good, make_spec, revision
 

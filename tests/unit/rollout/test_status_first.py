@@ -15,11 +15,13 @@ from datetime import timedelta
 
 import pytest
 from modelops.analysis.judging import MetricReading
-from modelops.api.models import ModelDeploymentStatus, PreviousStatus, TrackStatus
-from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent
-from modelops.rollout.machine import analysis_due, next_state
-from modelops.rollout.observed import Command
-from modelops.rollout.timefmt import format_time
+from modelops.api.commands import Command
+from modelops.api.events import EmitEvent
+from modelops.api.status import ModelDeploymentStatus, PreviousStatus, TrackStatus
+from modelops.api.timefmt import format_time
+from modelops.rollout.actions import Decision, DeleteDeployment
+from modelops.rollout.analysis_runs import analysis_due
+from modelops.rollout.machine import next_state
 
 from .world import World, bad, good, make_spec, model, revision
 

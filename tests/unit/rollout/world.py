@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelops.analysis.judging import MetricReading
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, ModelSource
-from modelops.rollout.actions import Decision, DeleteDeployment, EmitEvent, EnsureDeployment, SetRouting
+from modelops.api.commands import Command
+from modelops.api.events import EmitEvent
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import ModelDeploymentStatus
+from modelops.rollout.actions import Decision, DeleteDeployment, EnsureDeployment, SetRouting
 from modelops.rollout.machine import next_state
-from modelops.rollout.observed import Command, DeploymentObservation, DesiredRevision, Measurement, Observed
+from modelops.rollout.observed import DeploymentObservation, DesiredRevision, Measurement, Observed
 from modelops.traffic import replica_ratio
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)

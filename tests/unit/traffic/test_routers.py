@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
-from modelops.api.models import Traffic
+from modelops.api.rollout_spec import Traffic
 from modelops.traffic.gateway_api import route_weight, route_with_weights, routes_us
 from modelops.traffic.replica_ratio import closest_canary, observed_weight, replica_plan, share_percent
 from modelops.traffic.router import ReplicaRatioRouter, TrafficView, router_for

@@ -2,7 +2,7 @@
 
 Given a current model and a dataset, the run trains a candidate with lineage, scores both on the
 frozen holdout, and leaves the result JSON where the kubelet reads the termination message; the
-evaluator's parser reads it back.
+retraining machine's parser reads it back.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The loop's pieces end to end without a cluster: the evaluator decides a run, the Job builder's
+"""The loop's pieces end to end without a cluster: the retraining machine decides a run, the Job builder's
 container arguments run as a real `modelops` process on pvc:// data, and the termination message it
 leaves becomes the candidate the rollout will deploy."""
 
@@ -9,12 +9,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from modelops.api.models import ModelDeploymentSpec, ModelDeploymentStatus, TrackStatus
+from modelops.api.commands import Command
+from modelops.api.spec import ModelDeploymentSpec
+from modelops.api.status import ModelDeploymentStatus, TrackStatus
 from modelops.artifacts.digest import sha256_file
 from modelops.resources.jobs import retrain_job
-from modelops.retraining.evaluator import desired_model, next_retraining
+from modelops.retraining.machine import desired_model, next_retraining
 from modelops.retraining.observed import RetrainObserved, observe_job
-from modelops.rollout.observed import Command
 from modelops.training.trainer import TrainOptions, train
 
 T0 = datetime(2025, 5, 5, 9, 0, tzinfo=UTC)

@@ -10,27 +10,20 @@ queued: its breach starts over and must hold `forDuration` again. Pure: time is 
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from cronsim import CronSim, CronSimError
-
-from modelops.api.models import (
+from modelops.api.durations import parse_duration
+from modelops.api.spec import ModelDeploymentSpec, ModelSource
+from modelops.api.status import (
     GateResult,
-    ModelDeploymentSpec,
     ModelDeploymentStatus,
-    ModelSource,
     RetrainCandidate,
-    Retraining,
     RetrainingStatus,
     RetrainJobStatus,
-    RetrainResult,
     RetrainRuns,
-    RetrainSignal,
     RetrainTrigger,
-    parse_duration,
 )
+from modelops.api.timefmt import as_utc, format_time, parse_time
 from modelops.retraining.actions import (
     CONDITION_BLOCKED,
     CONDITION_DRIFT_PERSISTS,
@@ -62,25 +55,14 @@ from modelops.retraining.actions import (
     RetrainAction,
     RetrainDecision,
 )
-from modelops.retraining.observed import (
-    COMMAND_APPROVE,
-    COMMAND_RETRAIN,
-    PREDICTION_SERIES,
-    RETRAIN_RESET,
-    DriftObservation,
-    RetrainObserved,
-)
+from modelops.retraining.context import Tick
+from modelops.retraining.observed import COMMAND_APPROVE, COMMAND_RETRAIN, RETRAIN_RESET, RetrainObserved
 from modelops.retraining.result import JobResult
-from modelops.retraining.threshold import derived_threshold
-from modelops.rollout.actions import EVENT_NORMAL, EVENT_WARNING, EmitEvent
-from modelops.rollout.conditions import find_condition, set_condition
-from modelops.rollout.timefmt import as_utc, format_time, parse_time
+from modelops.retraining.signals import Fired, fired_signals
 
 JOB_POLL_SECONDS = 30.0  # a safety tick while a Job runs (Job watch events are the fast path)
 MAX_VERSION = 63
 JOB_SUFFIX = "-retrain-"
-# When several signals fire in one tick the run's evidence names the first of these.
-SIGNAL_ORDER: tuple[RetrainSignal, ...] = ("Manual", "Drift", "Quality", "PromQL", "Schedule")
 
 
 def job_name(mdep: str, n: int) -> str:
@@ -115,47 +97,6 @@ def desired_model(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> t
     return spec.model, "Git"
 
 
-@dataclass
-class _Tick:
-    """The pieces of one pass: status being rebuilt, actions, and the earliest time a tick is needed."""
-
-    spec: ModelDeploymentSpec
-    retraining: Retraining
-    status: ModelDeploymentStatus
-    rs: RetrainingStatus
-    observed: RetrainObserved
-    now: datetime
-    mdep: str
-    actions: list[RetrainAction]
-    wake: list[datetime]
-
-    @property
-    def stamp(self) -> str:
-        return format_time(self.now)
-
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        self.actions.append(EmitEvent(EVENT_WARNING if warning else EVENT_NORMAL, reason, message))
-
-    def result(self, outcome: str, message: str, reason: str = "", job: str | None = None) -> None:
-        self.rs = self.rs.model_copy(update={"last_result": RetrainResult.model_validate(
-            {"outcome": outcome, "reason": reason, "message": message[:2048], "at": self.stamp, "job": job})})
-
-    def dropped(self, reason: str, message: str) -> None:
-        self.rs = self.rs.model_copy(update={"last_dropped": RetrainResult.model_validate(
-            {"outcome": "Skipped", "reason": reason, "message": message[:2048], "at": self.stamp})})
-
-    def update(self, **changes: object) -> None:
-        self.rs = self.rs.model_copy(update=changes)
-
-    def condition(self, type_: str, on: bool, reason: str, message: str) -> None:
-        old = find_condition(self.status.conditions, type_)
-        if old is None and not on:
-            return  # never set: no need to say False
-        conditions = set_condition(self.status.conditions, type_, "True" if on else "False", reason, message,
-                                   self.stamp, self.observed.generation)
-        self.status = self.status.model_copy(update={"conditions": conditions})
-
-
 def next_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: RetrainObserved,
                     now: datetime, mdep: str) -> RetrainDecision:
     """One tick of the retraining loop for the ModelDeployment `mdep` (its name: Jobs are named after it)."""
@@ -169,14 +110,14 @@ def next_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, ob
             rs = rs.model_copy(update={"job": None})
         new_status = status.model_copy(update={"retraining": rs}) if status.retraining is not None else status
         return RetrainDecision(new_status, tuple(actions), None)
-    tick = _Tick(spec, spec.retraining, status, rs, observed, now, mdep, [], [])
+    tick = Tick(spec, spec.retraining, status, rs, observed, now, mdep, [], [])
     manual = _commands(tick)
     _lapse(tick)
     _candidate_outcome(tick)
     _job_outcome(tick)
     _block_if_needed(tick)
     _drift_persists_cleared(tick)
-    fired = _signals(tick, manual)
+    fired = fired_signals(tick, manual)
     if fired:
         _trigger(tick, fired)
     tick.update(next_run_after=_next_run_after(tick))
@@ -187,7 +128,7 @@ def next_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, ob
 # ------------------------------------------------------------------ commands
 
 
-def _commands(tick: _Tick) -> bool:
+def _commands(tick: Tick) -> bool:
     """Handle new `retrain` / `approve` annotations; True when a manual run was asked for."""
     handled = dict(tick.status.handled_commands)
     manual = False
@@ -212,7 +153,7 @@ def _commands(tick: _Tick) -> bool:
     return manual
 
 
-def _approve(tick: _Tick, nonce: str) -> None:
+def _approve(tick: Tick, nonce: str) -> None:
     candidate = tick.rs.candidate
     if candidate is None:
         tick.event(EVENT_COMMAND_IGNORED, "approve ignored: no retrained candidate is waiting", warning=True)
@@ -229,7 +170,7 @@ def _approve(tick: _Tick, nonce: str) -> None:
 # ------------------------------------------------------------------ candidate and job outcomes
 
 
-def _lapse(tick: _Tick) -> None:
+def _lapse(tick: Tick) -> None:
     """Git changed spec.model: the candidate (and the promoted retrain) no longer apply."""
     candidate = tick.rs.candidate
     if candidate is not None and candidate.replaces_model != tick.spec.model:
@@ -255,7 +196,7 @@ def _rolled_back(status: ModelDeploymentStatus, candidate: RetrainCandidate) -> 
             and canary.model.sha256 == candidate.sha256)
 
 
-def _candidate_outcome(tick: _Tick) -> None:
+def _candidate_outcome(tick: Tick) -> None:
     candidate = tick.rs.candidate
     if candidate is None:
         return
@@ -274,7 +215,7 @@ def _candidate_outcome(tick: _Tick) -> None:
         tick.result("RolledBack", message, job=candidate.job)
 
 
-def _job_outcome(tick: _Tick) -> None:
+def _job_outcome(tick: Tick) -> None:
     job = tick.rs.job
     seen = tick.observed.job
     if job is None:
@@ -302,7 +243,7 @@ def _job_outcome(tick: _Tick) -> None:
     _record(tick, job, seen.result)
 
 
-def _record(tick: _Tick, job: RetrainJobStatus, result: JobResult) -> None:
+def _record(tick: Tick, job: RetrainJobStatus, result: JobResult) -> None:
     """A finished run's result: skipped, rejected, or a candidate."""
     if job.replaces_model is not None and job.replaces_model != tick.spec.model:
         message = f"Job {job.name}'s model is superseded: spec.model changed in Git while it ran"
@@ -354,7 +295,7 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _block_if_needed(tick: _Tick) -> None:
+def _block_if_needed(tick: Tick) -> None:
     limit = tick.retraining.guardrails.max_consecutive_rejections
     if tick.rs.blocked or tick.rs.consecutive_rejections < limit:
         return
@@ -365,158 +306,17 @@ def _block_if_needed(tick: _Tick) -> None:
     tick.event(EVENT_BLOCKED, reason, warning=True)
 
 
-def _drift_persists_cleared(tick: _Tick) -> None:
+def _drift_persists_cleared(tick: Tick) -> None:
     """DriftPersists is about one retrained model: when another model is stable, it no longer holds."""
     if tick.rs.drift_persists and _stable_sha(tick.status) != tick.rs.retrained_sha256:
         tick.update(drift_persists=False)
         tick.condition(CONDITION_DRIFT_PERSISTS, False, "ModelChanged", "another model is stable now")
 
 
-# ------------------------------------------------------------------ signals
-
-
-@dataclass(frozen=True)
-class _Fired:
-    trigger: RetrainTrigger
-    signals: tuple[RetrainSignal, ...]
-
-
-def _signals(tick: _Tick, manual: bool) -> _Fired | None:
-    """Update each signal's breach and return what fired this tick (the first by SIGNAL_ORDER)."""
-    triggers = tick.retraining.triggers
-    since = dict(tick.rs.breach_since)
-    evidence: dict[RetrainSignal, RetrainTrigger] = {}
-    if manual:
-        evidence["Manual"] = RetrainTrigger(at=tick.stamp, signal="Manual", reason="kubectl modelops retrain")
-    if triggers.drift is not None and tick.observed.drift is not None:
-        breach = _drift_breach(tick, tick.observed.drift)
-        _hold(tick, since, "Drift", breach, parse_duration(triggers.drift.for_duration), evidence)
-    if triggers.quality is not None and tick.observed.quality is not None:
-        _hold(tick, since, "Quality", _quality_breach(tick), parse_duration(triggers.quality.for_duration), evidence)
-    if triggers.promql is not None and tick.observed.promql is not None:
-        _hold(tick, since, "PromQL", _promql_breach(tick), parse_duration(triggers.promql.for_duration), evidence)
-    if triggers.schedule is not None:
-        fire = _schedule_fired(tick, triggers.schedule)
-        if fire is not None:
-            evidence["Schedule"] = RetrainTrigger(at=tick.stamp, signal="Schedule",
-                                                  reason=f"schedule {triggers.schedule!r} fired at {format_time(fire)}")
-    for signal in evidence:
-        since.pop(signal, None)  # fired: a run or a drop; either way the breach starts over
-    tick.update(breach_since=since)
-    if not evidence:
-        return None
-    first = next(s for s in SIGNAL_ORDER if s in evidence)
-    return _Fired(evidence[first], tuple(s for s in SIGNAL_ORDER if s in evidence))
-
-
-def _hold(tick: _Tick, since: dict[str, str], signal: RetrainSignal, breach: RetrainTrigger | None,
-          hold: timedelta, evidence: dict[RetrainSignal, RetrainTrigger]) -> None:
-    if breach is None:
-        since.pop(signal, None)
-        return
-    began = parse_time(since[signal]) if signal in since else tick.now
-    since[signal] = format_time(began)
-    if tick.now - began >= hold:
-        evidence[signal] = breach.model_copy(update={"reason": f"{breach.reason}, held {_dur(tick.now - began)}"})
-    else:
-        tick.wake.append(began + hold)
-
-
-def _dur(delta: timedelta) -> str:
-    return f"{int(delta.total_seconds())}s"
-
-
-def _drift_breach(tick: _Tick, drift: DriftObservation) -> RetrainTrigger | None:
-    """The worst breaching series of the stable track's window, or None (no breach, or too few rows)."""
-    config = tick.retraining.triggers.drift
-    assert config is not None
-    stable = tick.status.stable.revision if tick.status.stable is not None else None
-    if stable is None or drift.revision != stable:
-        return None  # only the stable track's traffic is evidence
-    watched = set(config.features) | {PREDICTION_SERIES} if config.features else None
-    readings = [r for r in drift.readings if watched is None or r.series in watched]
-    if not readings or any(r.samples < config.min_samples for r in readings):
-        return None
-    worst: tuple[float, str, float, int] | None = None
-    for reading in readings:
-        limit = config.threshold
-        if limit is None:
-            limit = derived_threshold(reading.samples, reading.bins, len(readings), config.significance,
-                                      config.min_psi)
-        if not math.isfinite(reading.psi) or reading.psi <= limit:
-            continue
-        ratio = reading.psi / limit if limit > 0 else math.inf
-        if worst is None or ratio > worst[0]:
-            worst = (ratio, reading.series, limit, reading.samples)
-    if worst is None:
-        return None
-    _, series, limit, samples = worst
-    psi = next(r.psi for r in readings if r.series == series)
-    return RetrainTrigger(at=tick.stamp, signal="Drift", value=psi, samples=samples,
-                          window=config.window, reason=f"PSI of {series} {psi:.3g} > {limit:.3g}")
-
-
-def _quality_breach(tick: _Tick) -> RetrainTrigger | None:
-    config = tick.retraining.triggers.quality
-    reading = tick.observed.quality
-    assert config is not None and reading is not None
-    stable = tick.status.stable.revision if tick.status.stable is not None else None
-    if reading.revision != stable or reading.value is None or reading.samples < config.min_samples:
-        return None
-    if reading.metric != config.metric:
-        return None
-    if config.metric == "accuracy" and config.below is not None and reading.value < config.below:
-        why = f"accuracy {reading.value:.4g} < {config.below:g}"
-    elif config.metric == "mae" and config.above is not None and reading.value > config.above:
-        why = f"mae {reading.value:.4g} > {config.above:g}"
-    else:
-        return None
-    window = f"{int(reading.window_seconds)}s" if reading.window_seconds else None
-    return RetrainTrigger(at=tick.stamp, signal="Quality", value=reading.value, samples=reading.samples,
-                          window=window, reason=why)
-
-
-def _promql_breach(tick: _Tick) -> RetrainTrigger | None:
-    config = tick.retraining.triggers.promql
-    reading = tick.observed.promql
-    assert config is not None and reading is not None
-    if reading.value is None or not math.isfinite(reading.value) or reading.value <= config.above:
-        return None
-    return RetrainTrigger(at=tick.stamp, signal="PromQL", value=reading.value,
-                          reason=f"query {reading.value:.4g} > {config.above:g}")
-
-
-CRON_SHORTHANDS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-                   "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
-
-
-def _schedule_fired(tick: _Tick, schedule: str) -> datetime | None:
-    """The newest cron time in (last check, now], or None; the first tick only starts the clock."""
-    schedule = CRON_SHORTHANDS.get(schedule, schedule)
-    checked = tick.rs.schedule_checked_at
-    naive_now = tick.now.replace(tzinfo=None)
-    try:
-        upcoming = next(CronSim(schedule, naive_now))
-    except (CronSimError, StopIteration):
-        return None  # the CRD's regex let through something cron does not accept; nothing to fire
-    tick.wake.append(upcoming.replace(tzinfo=UTC))
-    if checked is None:
-        # The clock starts now; afterwards it moves only when a fire is handled, so a quiet tick writes nothing.
-        tick.update(schedule_checked_at=tick.stamp)
-        return None
-    last = parse_time(checked).replace(tzinfo=None)
-    # CronSim iterates strictly after its start; the newest fire <= now is one step back from now+1s.
-    previous = next(CronSim(schedule, naive_now + timedelta(seconds=1), reverse=True), None)
-    if previous is not None and last < previous <= naive_now:
-        tick.update(schedule_checked_at=tick.stamp)
-        return previous.replace(tzinfo=UTC)
-    return None
-
-
 # ------------------------------------------------------------------ starting a run
 
 
-def _skip(tick: _Tick, reason: str, message: str, job: str | None = None) -> None:
+def _skip(tick: Tick, reason: str, message: str, job: str | None = None) -> None:
     tick.event(EVENT_SKIPPED, f"{reason}: {message}")
     tick.result("Skipped", message, reason=reason, job=job)
 
@@ -526,7 +326,7 @@ def _canary_in_progress(status: ModelDeploymentStatus) -> bool:
     return canary is not None and canary.revision is not None and not canary.aborted
 
 
-def _guard(tick: _Tick, fired: _Fired) -> tuple[str, str] | None:
+def _guard(tick: Tick, fired: Fired) -> tuple[str, str] | None:
     """Why this trigger may not start a run now, or None."""
     rs, guard = tick.rs, tick.retraining.guardrails
     manual = fired.trigger.signal == "Manual"
@@ -562,14 +362,14 @@ def _day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _runs_today(tick: _Tick) -> int:
+def _runs_today(tick: Tick) -> int:
     runs = tick.rs.runs
     if runs.day_started_at is None or parse_time(runs.day_started_at) != _day_start(tick.now):
         return 0
     return runs.runs_today
 
 
-def _trigger(tick: _Tick, fired: _Fired) -> None:
+def _trigger(tick: Tick, fired: Fired) -> None:
     why_not = _guard(tick, fired)
     trigger = fired.trigger
     if why_not is not None:
@@ -600,7 +400,7 @@ def _trigger(tick: _Tick, fired: _Fired) -> None:
     tick.wake.append(tick.now + timedelta(seconds=JOB_POLL_SECONDS))
 
 
-def _params(tick: _Tick, job: RetrainJobStatus) -> JobParams:
+def _params(tick: Tick, job: RetrainJobStatus) -> JobParams:
     parent = tick.status.stable.model if tick.status.stable is not None else None
     base = job.replaces_model or tick.spec.model
     prefix = tick.retraining.job.output.uri.rstrip("/")
@@ -614,7 +414,7 @@ def _params(tick: _Tick, job: RetrainJobStatus) -> JobParams:
 # ------------------------------------------------------------------ timing
 
 
-def _next_run_after(tick: _Tick) -> str | None:
+def _next_run_after(tick: Tick) -> str | None:
     """When a trigger may next start a run (cooldown end, or the next UTC day when the budget is spent)."""
     after: datetime | None = None
     runs, guard = tick.rs.runs, tick.retraining.guardrails
@@ -628,7 +428,7 @@ def _next_run_after(tick: _Tick) -> str | None:
     return format_time(after)
 
 
-def _requeue(tick: _Tick) -> float | None:
+def _requeue(tick: Tick) -> float | None:
     future = [w for w in tick.wake if w > tick.now]
     if tick.rs.breach_since and tick.rs.next_run_after is not None:
         future.append(parse_time(tick.rs.next_run_after))

@@ -1,7 +1,8 @@
-"""Timestamps in status: one format, written and read back exactly (the state machine compares them).
+"""Timestamps in status: one format, written and read back exactly (the state machines compare them).
 
-Time is an input of the pure core: the controller passes `now` (from `utc_now`, or a fake clock in
-tests); nothing in `rollout/` reads the system clock itself.
+Shared by `modelops.rollout`, `modelops.retraining`, the controller and the CLI. Time is an input of
+the pure core: the controller passes `now` (from `utc_now`, or a fake clock in tests); nothing in
+`rollout/` or `retraining/` reads the system clock itself.
 """
 
 from __future__ import annotations
