@@ -129,7 +129,8 @@ def test_an_api_outage_of_17s_mid_canary_is_followed_by_reconciles_soon_after(
     # A person's edit as soon as the API answers; reconciling again means observing its generation.
     cluster.kubectl("patch", "mdep", NAME, "-n", namespace, "--type=merge",
                     "-p", '{"spec":{"serving":{"replicas":3}}}')
-    generation = json.loads(cluster.kubectl("get", "mdep", NAME, "-n", namespace, "-o", "json"))["metadata"]["generation"]
+    obj = json.loads(cluster.kubectl("get", "mdep", NAME, "-n", namespace, "-o", "json"))
+    generation = obj["metadata"]["generation"]
     wait_status(cluster, namespace, NAME, lambda s: int(s.get("observedGeneration") or 0) >= generation,
                 "the edit observed after the API came back", 180)
     print(f"\nan edit made when kube-apiserver was back observed {time.monotonic() - back:.1f}s later "
