@@ -30,10 +30,9 @@ import run  # noqa: E402  (the benchmark's helpers: training, wrk, readiness)
 def serve_uvicorn(model_dir: Path, port: int, workers: int) -> int:
     """`modelops serve`, with each worker's loop running uvicorn's HttpToolsProtocol."""
     from modelops.serving import protocol
-    from modelops.serving.http import App, Pending, WorkerConfig
-    from modelops.serving.metrics import RequestMetrics
+    from modelops.serving.batching import Pending
     from modelops.serving.server import ServeConfig, Supervisor
-    from modelops.serving.worker import _new_loop, metadata_doc, model_spec
+    from modelops.serving.worker import new_data_plane, new_loop
 
     class UvicornSupervisor(Supervisor):
         def _worker(self, index: int, sock: socket.socket) -> int:
@@ -42,13 +41,10 @@ def serve_uvicorn(model_dir: Path, port: int, workers: int) -> int:
             from uvicorn.server import ServerState
 
             cfg = self.config
-            loop = _new_loop()
+            loop = new_loop()
             asyncio.set_event_loop(loop)
-            spec = model_spec(self)
-            meta = self.loaded.metadata
-            metrics = RequestMetrics(self.name, self.version, self.revision, meta.task, list(meta.classes))
-            wc = WorkerConfig(index, cfg.max_batch_size, 0.0, cfg.max_body_bytes, 10.0, 75.0, 5.0, self.inline, "")
-            app = App(loop, self.predictor, spec, wc, metrics, self.ring, metadata_doc(spec, self), self.heartbeats)
+            plane = new_data_plane(self.context, index, loop)
+            spec = plane.spec
             infer_path = f"/v2/models/{spec.name}/infer"
 
             async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -65,16 +61,16 @@ def serve_uvicorn(model_dir: Path, port: int, workers: int) -> int:
                     except protocol.RequestError as exc:
                         status, out = exc.status, protocol.error_body(exc.message)
                     else:
-                        answer: asyncio.Future[Any] = loop.create_future()
-                        app.inflight += 1
-                        app.batcher.submit(Pending(req.rows, False, lambda r, e: answer.set_result((r, e))))
-                        results, error = await answer
-                        app.inflight -= 1
-                        if results is None:
-                            status, out = 500, protocol.error_body(error or "failed")
+                        answer: asyncio.Future[Pending] = loop.create_future()
+                        plane.clients += 1  # the ASGI variant counts calls, not connections
+                        item = plane.submit(req, "rest", time.perf_counter(), answer.set_result)
+                        await answer
+                        plane.clients -= 1
+                        if item.results is None:
+                            status, out = 500, protocol.error_body(item.error or "failed")
                         else:
-                            out, _ = protocol.encode_v2(spec, req, results)
-                        metrics.request(status).inc()
+                            out, _ = protocol.encode_v2(spec, req, item.results)
+                        plane.answered(item, status)
                 await send({"type": "http.response.start", "status": status,
                             "headers": [(b"content-type", b"application/json")]})  # fmt: skip
                 await send({"type": "http.response.body", "body": out})

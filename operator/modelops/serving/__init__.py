@@ -1,8 +1,11 @@
 """The model server that runs in serving pods (`modelops serve`).
 
-Layout: ``server`` (supervisor: load, bind, fork, drift, restart stuck workers, SIGTERM), ``worker``
-(one event loop per process), ``http`` (httptools protocol, routing, micro-batcher), ``grpc_server``
-(OIP v2 gRPC and grpc.health.v1 on the same loop and batcher; stubs in ``grpc_v2``),
+Layout: ``server`` (supervisor: load, bind, fork, drift, restart stuck workers, SIGTERM), ``context``
+(what a worker gets from the supervisor, as data), ``worker`` (one event loop per process),
+``dataplane`` (protocol-free: predict, in-flight, timeouts, metrics, request log) over ``batching``
+(the micro-batcher); two thin adapters over the data plane: REST (``http``: httptools protocol,
+framing, limits; ``rest``: the route table) and gRPC (``grpc_service``: OIP v2 calls, any stack;
+``grpc_server``: grpcio's asyncio server and grpc.health.v1; stubs in ``grpc_v2``),
 ``protocol`` / ``grpc_codec`` (OIP v2 / KServe v1 decoding), ``heartbeat`` (shared-memory worker
 heartbeats), ``predictor`` (the fast predict path), ``metrics`` (Prometheus, multiprocess),
 ``drift_monitor`` (rows from workers to PSI in the supervisor). The pod's init step (`modelops fetch`)

@@ -342,7 +342,7 @@ def new_request_id() -> str:
 class ServedHooks:
     """What one worker does with each answered inference and each feedback body.
 
-    Hooked into modelops.serving.http (``App.served``); every method is safe on the request path:
+    Hooked into modelops.serving.dataplane (``DataPlane.served``); every method is safe on the request path:
     it never raises and never blocks.
     """
 

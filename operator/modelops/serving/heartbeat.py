@@ -2,8 +2,8 @@
 
 Created by the supervisor (modelops.serving.server) before it forks, so every worker and the
 supervisor see the same anonymous shared mapping. Each worker's event loop beats a few times a
-second (modelops.serving.http.App._sweep) and marks when its current ``predict`` started
-(modelops.serving.http.Batcher). A worker is *stuck* when its loop has not beaten, or its model
+second (modelops.serving.dataplane.DataPlane._tick) and marks when its current ``predict`` started
+(modelops.serving.batching.Batcher). A worker is *stuck* when its loop has not beaten, or its model
 has been predicting, for longer than the predict timeout. Any worker answers readiness false
 while one is stuck (so the pod leaves the Service), and the supervisor restarts a worker stuck
 for much longer (which also ends the requests it held).

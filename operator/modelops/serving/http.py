@@ -1,39 +1,27 @@
-"""The HTTP side of a model-server worker: an httptools-based asyncio protocol, routing, and
-the adaptive micro-batcher that merges concurrent requests into one ``predict``.
+"""HTTP/1.1 for a model-server worker: an httptools-based asyncio protocol that knows no routes.
 
-Run inside each worker process started by modelops.serving.server. No web framework: a request
-is parsed by httptools, decoded by modelops.serving.protocol, queued in :class:`Batcher`, and
-answered from a callback, so the common path creates no coroutine or task per request.
+Run inside each worker process (modelops.serving.worker). A request is parsed by httptools into
+an :class:`HttpRequest` and handed to the dispatcher (modelops.serving.rest: the route table over
+the data plane); the handler answers through :meth:`HttpConnection.respond`, at once or from the
+data plane's callback, so the common path creates no coroutine or task per request. This module
+owns framing, limits, pipelining and flow control, timeouts and the drain of connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import httptools
-import numpy as np
-import numpy.typing as npt
-import orjson
 
-from modelops.serving import feedback, protocol
-from modelops.serving.drift_monitor import SharedRing
-from modelops.serving.heartbeat import Heartbeats
-from modelops.serving.metrics import RequestMetrics, render
-from modelops.serving.predictor import Predictor
-from modelops.serving.protocol import InferRequest, ModelSpec, RequestError
-
-log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
+from modelops.serving.dataplane import DataPlane
+from modelops.serving.protocol import error_body
 
 REASONS = {
     200: b"OK",
@@ -56,29 +44,37 @@ DRAIN_IDLE_GRACE_S = 0.5
 LINGER_S = 2.0
 LINGER_BYTES = 64 * 1024 * 1024
 
-# An extra endpoint (e.g. a feedback or logging module): (path without query, body) -> (status, JSON body).
-Route = Callable[[bytes, bytes], tuple[int, bytes]]
-# Told about every answered inference, REST or gRPC: (request, outputs by name, protocol).
-InferObserver = Callable[[InferRequest, dict[str, Any], str], None]
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One complete request, as queued on its connection until its turn comes."""
+
+    method: bytes
+    url: bytes
+    body: bytes
+    ihcl: int | None  # Inference-Header-Content-Length (OIP v2 binary tensors); -1 if unparseable
+    keep_alive: bool
+    started: float  # perf_counter() at the request's first byte
+
+    @property
+    def path(self) -> bytes:
+        return self.url.split(b"?", 1)[0]
 
 
-@dataclass
-class WorkerConfig:
-    index: int
-    max_batch_size: int
-    max_latency_s: float
-    max_body_bytes: int
-    request_timeout_s: float
-    keepalive_timeout_s: float
-    drain_timeout_s: float
-    inline_predict: bool
-    revision: str
-    # A request waiting on the model longer than this ends with 504 (gRPC DEADLINE_EXCEEDED), and
-    # a worker whose loop or model is stuck this long makes readiness false.
-    predict_timeout_s: float = 30.0
-    max_connections: int = 4096  # per worker; more are answered 503 and closed
-    # Bytes of pipelined requests queued on one connection before we stop reading from it.
-    max_pipelined_bytes: int = 8 * 1024 * 1024
+# Answers one request by calling conn.respond(...), now or later.
+Dispatch = Callable[["HttpConnection", HttpRequest], None]
+
+
+def response(code: int, body: bytes, ctype: bytes = JSON, extra: bytes = b"", close: bool = False) -> bytes:
+    """The head of every response we write (``extra``: more header lines, each ending in CRLF)."""
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n" % (
+        code,
+        REASONS.get(code, b"Unknown"),
+        ctype,
+        len(body),
+        extra,
+        b"Connection: close\r\n" if close else b"",
+    )
 
 
 class _TooLarge(Exception):
@@ -89,261 +85,32 @@ class _HeadersTooLarge(Exception):
     pass
 
 
-@dataclass
-class Pending:
-    """One inference request waiting for the batcher."""
+class HttpFront:
+    """The HTTP side of one worker: its connections, their timeouts, and their drain."""
 
-    rows: FloatArray
-    want_proba: bool
-    done: Callable[[dict[str, Any] | None, str | None], None]
-    cancelled: bool = False  # the client was answered already (timeout); skip done()
-
-
-class Batcher:
-    """Adaptive micro-batching.
-
-    A request joins the pending batch; the batch runs when it reaches ``max_batch_size`` rows,
-    or at the end of the current event-loop iteration (so everything that arrived together is
-    merged, and a lone request waits for nothing). With ``max_latency_s > 0`` it may wait up to
-    that long for more, but never when every open connection is already waiting on it.
-    Fast models run inline; slow ones in one thread, while the loop keeps accepting and the
-    next batch fills.
-    """
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.loop = app.loop
-        self.predictor = app.predictor
-        self.max_rows = app.config.max_batch_size
-        self.max_latency = app.config.max_latency_s
-        self.pending: list[Pending] = []
-        self.rows = 0
-        self.scheduled = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.running = False
-        self.executor = None if app.config.inline_predict else ThreadPoolExecutor(1, "predict")
-
-    def submit(self, item: Pending) -> None:
-        self.pending.append(item)
-        self.rows += item.rows.shape[0]
-        if self.running:
-            return  # flushed when the running batch finishes
-        if self.rows >= self.max_rows:
-            self.flush()
-        elif not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self._end_of_iteration)
-
-    def _end_of_iteration(self) -> None:
-        self.scheduled = False
-        if self.running or not self.pending:
-            return
-        if self.max_latency <= 0 or len(self.pending) >= self.app.open_connections + self.app.grpc_waiting:
-            self.flush()
-        elif self.timer is None:
-            self.timer = self.loop.call_later(self.max_latency, self.flush)
-
-    def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.running or not self.pending:
-            return
-        # Take at most max_rows rows (but always at least one request).
-        take, rows = 0, 0
-        for item in self.pending:
-            if take and rows + item.rows.shape[0] > self.max_rows:
-                break
-            rows += item.rows.shape[0]
-            take += 1
-        batch, self.pending = self.pending[:take], self.pending[take:]
-        self.rows -= rows
-        self.app.predicting(True)
-        if self.executor is None:
-            try:
-                results = self._run(batch)
-            finally:
-                self.app.predicting(False)
-            self._deliver(batch, results)
-            if self.pending and not self.scheduled:
-                self.scheduled = True
-                self.loop.call_soon(self._end_of_iteration)
-        else:
-            self.running = True
-            fut = self.loop.run_in_executor(self.executor, self._run, batch)
-            fut.add_done_callback(lambda f: self._after_executor(batch, f))
-
-    def _after_executor(self, batch: list[Pending], fut: asyncio.Future[Any]) -> None:
-        self.running = False
-        self.app.predicting(False)
-        try:
-            results = fut.result()
-        except Exception as exc:  # _run catches model errors; this is a last line of defence
-            log.exception("batch failed")
-            results = [(None, f"prediction failed: {type(exc).__name__}")] * len(batch)
-        self._deliver(batch, results)
-        if self.pending:
-            self.flush()
-
-    def _run(self, batch: list[Pending]) -> list[tuple[dict[str, Any] | None, str | None]]:
-        """Predict the batch; if it fails, each request alone so one bad row fails only its request."""
-        X = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
-        want_proba = any(p.want_proba for p in batch)
-        try:
-            out = self._predict(X, want_proba)
-        except Exception as exc:
-            if len(batch) == 1:
-                return [(None, f"model prediction failed: {type(exc).__name__}: {exc}")]
-            return [r for p in batch for r in self._run([p])]
-        try:
-            self.app.record_batch(X, out["predict"])
-        except Exception:  # bookkeeping must never cost a client its answer
-            log.exception("failed to record batch metrics")
-        results: list[tuple[dict[str, Any] | None, str | None]] = []
-        start = 0
-        for p in batch:
-            end = start + p.rows.shape[0]
-            results.append(({k: v[start:end] for k, v in out.items()}, None))
-            start = end
-        return results
-
-    def _predict(self, X: FloatArray, want_proba: bool) -> dict[str, npt.NDArray[Any]]:
-        out = {"predict": self.predictor.predict(X)}
-        if want_proba:
-            out["predict_proba"] = self.predictor.predict_proba(X)
-        return out
-
-    def _deliver(self, batch: list[Pending], results: list[tuple[dict[str, Any] | None, str | None]]) -> None:
-        for p, (res, err) in zip(batch, results, strict=True):
-            if p.cancelled:
-                continue
-            try:
-                p.done(res, err)
-            except Exception:
-                log.exception("failed to answer a request")
-
-
-class App:
-    """Per-worker state shared by all connections."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        predictor: Predictor,
-        spec: ModelSpec,
-        config: WorkerConfig,
-        metrics: RequestMetrics,
-        ring: SharedRing | None,
-        metadata_doc: dict[str, Any],
-        heartbeats: Heartbeats | None = None,
-    ) -> None:
-        self.loop = loop
-        self.heartbeats = heartbeats
-        self.routes: dict[tuple[bytes, bytes], Route] = {}
-        self.observers: list[InferObserver] = []
-        self.on_drain: list[Callable[[], None]] = []  # e.g. the gRPC server's graceful stop
-        self.predictor = predictor
-        self.spec = spec
-        self.config = config
-        self.metrics = metrics
-        self.ring = ring
-        self.served: feedback.ServedHooks | None = None  # feedback + request log (serving/feedback.py)
+    def __init__(self, plane: DataPlane, dispatch: Dispatch) -> None:
+        self.plane = plane
+        self.config = plane.config
+        self.dispatch = dispatch
         self.connections: set[HttpConnection] = set()
-        self.open_connections = 0
-        self.grpc_waiting = 0  # gRPC calls waiting on the batcher (each counts as a waiting client)
-        self.inflight = 0
-        self.draining = False
-        self.drained: asyncio.Future[None] = loop.create_future()
-        self.drain_started = 0.0
-        self.batcher = Batcher(self)
-        name = spec.name.encode()
-        self.v2_prefix = b"/v2/models/" + name
-        self.v1_prefix = b"/v1/models/" + name
-        self.metadata_doc = orjson.dumps(metadata_doc)
-        self.v1_status = orjson.dumps({"name": spec.name, "ready": True})
-        self.classes = predictor.classes
-        self.class_labels = [
-            c.item() if hasattr(c, "item") else c for c in (self.classes if self.classes is not None else [])
-        ]
-        self._sweeper: asyncio.Handle = loop.call_later(0.25, self._sweep)
+        self.drained: asyncio.Future[None] = plane.loop.create_future()
+        plane.tickers.append(self._sweep)
 
-    # -- extension points ----------------------------------------------------------------------
-    def add_route(self, method: bytes, path: bytes, handler: Route) -> None:
-        """Serve ``method path`` (exact path, query ignored) with ``handler``; checked before the built-ins."""
-        self.routes[(method, path)] = handler
+    def connection(self) -> HttpConnection:
+        """The asyncio protocol factory for the worker's listening socket."""
+        return HttpConnection(self)
 
-    def observe(self, req: InferRequest, results: dict[str, Any], protocol_name: str) -> None:
-        for observer in self.observers:
-            try:
-                observer(req, results, protocol_name)
-            except Exception:  # an observer must never cost a client its answer
-                log.exception("inference observer failed")
-
-    # -- health --------------------------------------------------------------------------------
-    def predicting(self, running: bool) -> None:
-        if self.heartbeats is not None:
-            self.heartbeats.predicting(self.config.index, time.monotonic() if running else 0.0)
-
-    def not_ready_reason(self) -> str | None:
-        """Why this server should take no traffic now (draining, or a worker stuck), or None."""
-        if self.draining:
-            return "shutting down"
-        if self.heartbeats is not None:
-            stuck = self.heartbeats.stuck(time.monotonic(), self.config.predict_timeout_s)
-            if stuck:
-                index, seconds = stuck[0]
-                return f"worker {index} has been stuck (model or event loop) for {seconds:.1f} s"
-        return None
-
-    # -- bookkeeping ---------------------------------------------------------------------------
-    def record_batch(self, X: FloatArray, y: npt.NDArray[Any]) -> None:
-        """Batch-level metrics and the drift hand-off (counts, not per-row work)."""
-        m = self.metrics
-        m.batch_size.observe(X.shape[0])
-        if self.classes is not None:
-            # classes_ is sorted (scikit-learn's contract), so searchsorted gives class indices.
-            idx = np.searchsorted(self.classes, y)
-            if y.shape[0] == 1:
-                m.prediction_child(self.class_labels[int(idx[0])]).inc()
-            else:
-                counts = np.bincount(idx, minlength=len(self.class_labels)).tolist()
-                for k, count in enumerate(counts):
-                    if count:
-                        m.prediction_child(self.class_labels[k]).inc(count)
-            if self.ring is not None:
-                self.ring.write(self.config.index, X, idx.astype(np.float64))
-        else:
-            for v in y.tolist():
-                m.prediction_value.observe(v)
-            if self.ring is not None:
-                self.ring.write(self.config.index, X, np.asarray(y, dtype=np.float64))
-
-    def _sweep(self) -> None:
-        """Periodic: publish in-flight, time out slow clients and idle keep-alives, finish draining."""
-        now = time.monotonic()
-        if self.heartbeats is not None:
-            self.heartbeats.beat(self.config.index)
-        self.metrics.inflight.set(self.inflight)
+    def _sweep(self, now: float) -> None:
+        """Time out slow clients and idle keep-alives; while draining, finish when all are gone."""
+        if self.drained.done():
+            return
         for conn in list(self.connections):
             conn.check_timeouts(now)
-        if self.draining and (not self.connections or now - self.drain_started > self.config.drain_timeout_s):
+        plane = self.plane
+        if plane.draining and (not self.connections or now - plane.drain_started > self.config.drain_timeout_s):
             for conn in list(self.connections):
                 conn.abort()
-            if not self.drained.done():
-                self.drained.set_result(None)
-            return
-        self._sweeper = self.loop.call_later(0.1 if self.draining else 0.25, self._sweep)
-
-    def begin_drain(self) -> None:
-        """SIGTERM: the listener is closed by the caller; answer in-flight, then close."""
-        if self.draining:
-            return
-        self.draining = True
-        self.drain_started = time.monotonic()
-        for hook in self.on_drain:
-            hook()
-        self._sweeper.cancel()
-        self._sweeper = self.loop.call_soon(self._sweep)
+            self.drained.set_result(None)
 
 
 class HttpConnection(asyncio.Protocol):
@@ -351,12 +118,14 @@ class HttpConnection(asyncio.Protocol):
 
     Bounded everywhere: the request line and headers by raw bytes as they arrive, the body by
     Content-Length and bytes read, pipelined requests by the bytes queued, the wait for the model
-    by ``predict_timeout_s``, the connections per worker by ``max_connections``. Replies to
-    pipelined requests go out from a loop (:meth:`_pump`), never by recursion.
+    by the data plane's predict timeout, the connections per worker by ``max_connections``.
+    Replies to pipelined requests go out from a loop (:meth:`_pump`), never by recursion.
     """
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, front: HttpFront) -> None:
+        self.front = front
+        self.plane = front.plane
+        self.config = front.config
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -374,8 +143,7 @@ class HttpConnection(asyncio.Protocol):
         self.completed_in_chunk = False
         self.busy = False
         self.pumping = False
-        self.waiting_batch: Pending | None = None
-        self.queue: deque[tuple[bytes, bytes, bytes, int | None, bool, float]] = deque()
+        self.queue: deque[HttpRequest] = deque()
         self.queued_bytes = 0
         self.deadline = 0.0
         self.paused = False
@@ -393,24 +161,22 @@ class HttpConnection(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):  # e.g. a Unix socket in some test harness
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.app.open_connections >= self.app.config.max_connections:
+        limit = self.config.max_connections
+        if len(self.front.connections) >= limit:
             # Over the limit: say so (the client may retry elsewhere) and close; never parse.
-            body = protocol.error_body(f"too many connections (limit {self.app.config.max_connections} per worker)")
-            self.transport.write(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
-            )
+            body = error_body(f"too many connections (limit {limit} per worker)")
+            self.transport.write(response(503, body, close=True) + body)
             self.transport.close()
             self.transport = None
             return
-        self.app.connections.add(self)
-        self.app.open_connections += 1
-        self.deadline = time.monotonic() + self.app.config.keepalive_timeout_s
+        self.front.connections.add(self)
+        self.plane.clients += 1  # an open connection may add to a batch
+        self.deadline = time.monotonic() + self.config.keepalive_timeout_s
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self in self.app.connections:
-            self.app.connections.discard(self)
-            self.app.open_connections -= 1
+        if self in self.front.connections:
+            self.front.connections.discard(self)
+            self.plane.clients -= 1
         # A request still waiting on the model is answered into the void (and counted) as before.
         self.transport = None
 
@@ -432,7 +198,7 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if isinstance(cause, _TooLarge):
-                self._fail(413, f"request body exceeds the limit of {self.app.config.max_body_bytes} bytes")
+                self._fail(413, f"request body exceeds the limit of {self.config.max_body_bytes} bytes")
             elif isinstance(cause, _HeadersTooLarge):
                 self._fail(431, f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
             else:
@@ -456,7 +222,7 @@ class HttpConnection(asyncio.Protocol):
         self.body = []
         self.body_size = 0
         self.started = time.perf_counter()
-        self.deadline = time.monotonic() + self.app.config.request_timeout_s
+        self.deadline = time.monotonic() + self.config.request_timeout_s
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -476,7 +242,7 @@ class HttpConnection(asyncio.Protocol):
             except ValueError:
                 self.content_length = -1
             # Refuse before reading (let alone parsing) the body.
-            if self.content_length > self.app.config.max_body_bytes:
+            if self.content_length > self.config.max_body_bytes:
                 raise _TooLarge
         elif lname == b"expect" and value.lower() == b"100-continue":
             # curl and others wait for this before sending a body over 1 KiB.
@@ -496,7 +262,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
-        if self.body_size > self.app.config.max_body_bytes:
+        if self.body_size > self.config.max_body_bytes:
             raise _TooLarge
         self.body.append(body)
 
@@ -508,14 +274,15 @@ class HttpConnection(asyncio.Protocol):
             return
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body = []
-        method = self.parser.get_method()
-        request = (method, self.url, body, self.ihcl, bool(self.parser.should_keep_alive()), self.started)
+        request = HttpRequest(
+            self.parser.get_method(), self.url, body, self.ihcl, bool(self.parser.should_keep_alive()), self.started
+        )
         self.queue.append(request)
         self.queued_bytes += len(body) + len(self.url)
         if self.busy or self.pumping:
             # Stop reading once the queue is long or heavy; resumed when it has drained.
             if not self.paused and (
-                len(self.queue) >= MAX_PIPELINED or self.queued_bytes >= self.app.config.max_pipelined_bytes
+                len(self.queue) >= MAX_PIPELINED or self.queued_bytes >= self.config.max_pipelined_bytes
             ):
                 self.paused = True
                 self.transport.pause_reading()
@@ -525,214 +292,47 @@ class HttpConnection(asyncio.Protocol):
     # -- requests ------------------------------------------------------------------------------
     def _pump(self) -> None:
         """Handle queued requests in order, one at a time, iteratively: an answer given at once
-        returns here and the loop takes the next; one that waits for the batcher resumes the
-        loop from its callback."""
+        returns here and the loop takes the next; one that waits for the model resumes the loop
+        from its callback (:meth:`resume`)."""
         if self.pumping:
             return
         self.pumping = True
+        dispatch = self.front.dispatch
         try:
             while self.queue and not self.busy and self.transport is not None and not self.transport.is_closing():
                 request = self.queue.popleft()
-                self.queued_bytes -= len(request[2]) + len(request[1])
+                self.queued_bytes -= len(request.body) + len(request.url)
                 if self.paused and len(self.queue) < MAX_PIPELINED // 2 and (
-                    self.queued_bytes < self.app.config.max_pipelined_bytes // 2
+                    self.queued_bytes < self.config.max_pipelined_bytes // 2
                 ):
                     self.paused = False
                     self.transport.resume_reading()
-                self._handle(*request)
+                self.busy = True
+                self.keep_alive = request.keep_alive
+                self.head_only = request.method == b"HEAD"
+                dispatch(self, request)
         finally:
             self.pumping = False
 
-    def _handle(self, method: bytes, url: bytes, body: bytes, ihcl: int | None, keep: bool, started: float) -> None:
-        self.busy = True
-        self.keep_alive = keep
-        self.head_only = method == b"HEAD"
-        path = url.split(b"?", 1)[0]
-        app = self.app
-        if app.routes:
-            route = app.routes.get((method, path))
-            if route is not None:
-                self._route(route, path, body)
-                return
-        v2_rest = self._model_rest(path, app.v2_prefix)
-        if method == b"POST":
-            if v2_rest is not None:
-                rest = self._strip_version(v2_rest)
-                if rest == b"/infer":
-                    self._infer(body, ihcl, started, v2=True)
-                    return
-                if rest == feedback.FEEDBACK_SUFFIX:
-                    self._send(*feedback.answer(app.served, body))
-                    return
-            elif path.startswith(app.v1_prefix) and path[len(app.v1_prefix) :] == b":predict":
-                self._infer(body, ihcl, started, v2=False)
-                return
-            if path.startswith((b"/v2/models/", b"/v1/models/")):
-                self._model_not_found(path, started, count=True)
-                return
-            self._send(
-                404 if not self._known_get(path) else 405,
-                protocol.error_body(f"no such endpoint: POST {path.decode('latin-1')}"),
-            )
-            return
-        if method not in (b"GET", b"HEAD"):
-            self._send(405, protocol.error_body(f"method {method.decode('latin-1')} is not allowed here"))
-            return
-        if path == b"/v2/health/live" or path == b"/healthz":
-            self._send(200, b'{"live":true}')
-        elif path == b"/v2/health/ready":
-            self._ready(b'{"ready":true}')
-        elif path == b"/metrics":
-            self._metrics()
-        elif path == b"/v2":
-            self._send(
-                200, orjson.dumps({"name": "modelops", "version": _version(), "extensions": ["binary_tensor_data"]})
-            )
-        elif v2_rest is not None:
-            rest = self._strip_version(v2_rest)
-            if rest is None:
-                self._model_not_found(path, started, count=False)
-            elif rest == b"":
-                self._send(200, app.metadata_doc)
-            elif rest == b"/ready":
-                self._ready(b'{"name":' + orjson.dumps(app.spec.name) + b',"ready":true}')
-            else:
-                self._send(404, protocol.error_body(f"no such endpoint: GET {path.decode('latin-1')}"))
-        elif path == b"/v1/models":
-            self._send(200, orjson.dumps({"models": [app.spec.name]}))
-        elif path == app.v1_prefix:
-            self._send(200 if app.not_ready_reason() is None else 503, app.v1_status)
-        elif path.startswith((b"/v2/models/", b"/v1/models/")):
-            self._model_not_found(path, started, count=False)
-        else:
-            self._send(404, protocol.error_body(f"no such endpoint: GET {path.decode('latin-1')}"))
-
-    def _route(self, route: Route, path: bytes, body: bytes) -> None:
-        try:
-            code, answer = route(path, body)
-        except RequestError as exc:
-            code, answer = exc.status, protocol.error_body(exc.message)
-        except Exception as exc:
-            log.exception("handler for %s failed", path.decode("latin-1"))
-            code, answer = 500, protocol.error_body(f"internal error: {type(exc).__name__}")
-        self._send(code, answer)
-
-    @staticmethod
-    def _model_rest(path: bytes, prefix: bytes) -> bytes | None:
-        """What follows '/v2/models/<our name>' in ``path``, or None if it names another model."""
-        if not path.startswith(prefix):
-            return None
-        rest = path[len(prefix) :]
-        return rest if rest == b"" or rest.startswith(b"/") else None
-
-    @staticmethod
-    def _known_get(path: bytes) -> bool:
-        return path in (b"/v2/health/live", b"/v2/health/ready", b"/metrics", b"/v2", b"/v1/models")
-
-    def _strip_version(self, rest: bytes) -> bytes | None:
-        """'/versions/<v>/infer' -> '/infer' when <v> is our version; None for another version."""
-        if rest.startswith(b"/versions/"):
-            version, _, tail = rest[len(b"/versions/") :].partition(b"/")
-            if version.decode("latin-1") != self.app.spec.version:
-                return None
-            return b"/" + tail if tail else b""
-        return rest
-
-    def _model_not_found(self, path: bytes, started: float, count: bool) -> None:
-        msg = f"model not found: {path.decode('latin-1')} (this server serves {self.app.spec.name!r}"
-        msg += f" version {self.app.spec.version!r})"
-        if count:
-            self.app.metrics.request(404).inc()
-        self._send(404, protocol.error_body(msg))
-
-    def _ready(self, body: bytes) -> None:
-        reason = self.app.not_ready_reason()
-        if reason is not None:
-            self._send(503, protocol.error_body(reason))
-        else:
-            self._send(200, body)
-
-    def _metrics(self) -> None:
-        self.app.metrics.inflight.set(self.app.inflight)
-        data, ctype = render()
-        self._send(200, data, ctype.encode())
-
-    def _infer(self, body: bytes, ihcl: int | None, started: float, v2: bool) -> None:
-        app = self.app
-        try:
-            req = protocol.decode_v2(body, ihcl, app.spec) if v2 else protocol.decode_v1(body, app.spec)
-        except RequestError as exc:
-            self._answer_infer(exc.status, protocol.error_body(exc.message), started)
-            return
-        except Exception as exc:  # a decoder bug must still not become a crash or a 500
-            log.exception("unexpected error decoding a request")
-            self._answer_infer(400, protocol.error_body(f"could not decode request: {type(exc).__name__}"), started)
-            return
-        if v2 and req.request_id is None and app.served is not None:
-            req.request_id = feedback.new_request_id()  # the client labels the answer by this id
-        want_proba = any(name == "predict_proba" for name, _ in req.outputs)
-        app.inflight += 1
-
-        def done(results: dict[str, Any] | None, error: str | None) -> None:
-            app.inflight -= 1
-            if not app.inflight:
-                app.metrics.inflight.set(0)  # idle now: say so at once, not at the next sweep
-            self.waiting_batch = None
-            if results is None:
-                self._answer_infer(500, protocol.error_body(error or "prediction failed"), started)
-            else:
-                if app.served is not None and req.request_id is not None:
-                    app.served.predicted(req.request_id, req.rows, results["predict"])
-                self._respond_infer(req, results, v2, started)
-            self._pump()  # the next pipelined request, if any
-
-        pending = Pending(req.rows, want_proba, done)
-        self.waiting_batch = pending
-        self.deadline = time.monotonic() + app.config.predict_timeout_s
-        app.batcher.submit(pending)
-
-    def _respond_infer(self, req: InferRequest, results: dict[str, Any], v2: bool, started: float) -> None:
-        try:
-            if v2:
-                body, header_len = protocol.encode_v2(self.app.spec, req, results)
-            else:
-                body, header_len = protocol.encode_v1(results["predict"]), None
-        except Exception as exc:
-            log.exception("failed to encode a response")
-            self._answer_infer(500, protocol.error_body(f"failed to encode the response: {exc}"), started)
-            return
-        extra = b"Inference-Header-Content-Length: %d\r\n" % header_len if header_len is not None else b""
-        self._answer_infer(200, body, started, extra=extra)
-        if self.app.observers:
-            self.app.observe(req, results, "rest")
-
-    def _answer_infer(self, code: int, body: bytes, started: float, extra: bytes = b"") -> None:
-        self._send(code, body, extra=extra)
-        m = self.app.metrics
-        m.request(code).inc()
-        m.duration.observe(time.perf_counter() - started)
-
     # -- responses -----------------------------------------------------------------------------
-    def _send(self, code: int, body: bytes, ctype: bytes = JSON, extra: bytes = b"") -> None:
-        """Write one response. The caller (or :meth:`_pump`) moves on to the next queued request."""
+    def respond(self, code: int, body: bytes, ctype: bytes = JSON, extra: bytes = b"") -> None:
+        """Answer the current request. A handler that answers later (from the data plane's
+        callback) then calls :meth:`resume`; one that answers at once returns to :meth:`_pump`."""
         self.busy = False
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        close = not self.keep_alive or (self.app.draining and not self.queue)
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n" % (
-            code,
-            REASONS.get(code, b"Unknown"),
-            ctype,
-            len(body),
-            extra,
-            b"Connection: close\r\n" if close else b"",
-        )
+        close = not self.keep_alive or (self.plane.draining and not self.queue)
+        head = response(code, body, ctype, extra, close)
         transport.write(head if self.head_only else head + body)
-        self.deadline = time.monotonic() + self.app.config.keepalive_timeout_s
+        self.deadline = time.monotonic() + self.config.keepalive_timeout_s
         if close:
             self.queue.clear()
             transport.close()
+
+    def resume(self) -> None:
+        """Go on with the next queued request, after an answer given from a callback."""
+        self._pump()
 
     def _fail(self, code: int, message: str) -> None:
         """Answer a request we could not even parse, then close (the stream is unusable)."""
@@ -748,11 +348,8 @@ class HttpConnection(asyncio.Protocol):
         if code in (413, 431):
             # The client may still be sending: answer, half-close, and keep reading (and
             # discarding) for a while, so it reads the answer instead of a connection reset.
-            body = protocol.error_body(message)
-            transport.write(
-                b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                % (code, REASONS[code], len(body), body)
-            )
+            body = error_body(message)
+            transport.write(response(code, body, close=True) + body)
             self.lingering = True
             self.deadline = time.monotonic() + LINGER_S
             if self.paused:
@@ -761,7 +358,7 @@ class HttpConnection(asyncio.Protocol):
             if transport.can_write_eof():
                 transport.write_eof()
             return
-        self._send(code, protocol.error_body(message))
+        self.respond(code, error_body(message))
 
     def check_timeouts(self, now: float) -> None:
         transport = self.transport
@@ -772,33 +369,17 @@ class HttpConnection(asyncio.Protocol):
                 transport.close()
             return
         if self.busy:
-            pending = self.waiting_batch
-            if pending is not None and now >= self.deadline:
-                # The model has not answered within the predict timeout: end this request (the
-                # batch may still finish; its answer is dropped) and the connection with it.
-                pending.cancelled = True
-                self.waiting_batch = None
-                self.app.inflight -= 1
-                self.keep_alive = False
-                timeout = self.app.config.predict_timeout_s
-                body = protocol.error_body(f"the model did not answer within {timeout:g} s")
-                self._answer_infer(504, body, self.started)
-            return
+            return  # waiting on the model: the data plane's predict timeout answers it
         if self.in_message:
             if now >= self.deadline:
-                self._fail(408, f"request not received within {self.app.config.request_timeout_s:g} s")
+                self._fail(408, f"request not received within {self.config.request_timeout_s:g} s")
             return
         # Idle. While draining, an idle connection gets a short grace to send its next request
         # (answered with Connection: close) rather than racing a close against it.
-        if now >= self.deadline or (self.app.draining and now - self.app.drain_started > DRAIN_IDLE_GRACE_S):
+        plane = self.plane
+        if now >= self.deadline or (plane.draining and now - plane.drain_started > DRAIN_IDLE_GRACE_S):
             transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
-
-def _version() -> str:
-    from modelops import __version__
-
-    return str(__version__)

@@ -1,7 +1,7 @@
 """Decode and encode inference requests: Open Inference Protocol v2 (REST, JSON and the binary
 tensor extension that tritonclient uses) and KServe v1.
 
-Pure functions over bytes, called by the model server's HTTP layer (modelops.serving.http).
+Pure functions over bytes, called by the model server's REST adapter (modelops.serving.rest).
 Every malformed input raises :class:`RequestError` with a status code and a message that says
 what was wrong; nothing here lets a bad request become a 500.
 """

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from modelops.loading.loader import LoadedModel, ModelLoadError, load_model_dir
+from modelops.serving.context import WorkerContext, metadata_doc, model_spec, prediction_labels
 from modelops.serving.datalog import RequestLogConfig
+from modelops.serving.dataplane import WorkerConfig
 from modelops.serving.feedback import FeedbackConfig, FeedbackPlumbing
 from modelops.serving.predictor import Predictor
 
@@ -238,6 +240,7 @@ class Supervisor:
             self.grpc_port = self.grpc_reservation.getsockname()[1]
             grpc_note = f" and grpc://{cfg.host}:{self.grpc_port}"
 
+        self.context = self._context()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         # Everything loaded so far lives as long as the process: keep the garbage collector from
@@ -283,7 +286,41 @@ class Supervisor:
     def _worker(self, index: int, sock: socket.socket) -> int:
         from modelops.serving.worker import run_worker
 
-        return run_worker(self, index, sock)
+        return run_worker(self.context, index, sock)
+
+    def _context(self) -> WorkerContext:
+        """What every worker needs, as data (the worker never reads the supervisor)."""
+        cfg = self.config
+        spec = model_spec(self.loaded, self.predictor, self.name, self.version, cfg.max_rows, cfg.allow_nan)
+        limits = WorkerConfig(
+            index=-1,
+            max_batch_size=cfg.max_batch_size,
+            max_latency_s=cfg.max_latency_ms / 1000.0,
+            max_body_bytes=cfg.max_body_bytes,
+            request_timeout_s=cfg.request_timeout_s,
+            keepalive_timeout_s=cfg.keepalive_timeout_s,
+            drain_timeout_s=cfg.drain_timeout_s,
+            inline_predict=self.inline,
+            revision=self.revision,
+            predict_timeout_s=cfg.predict_timeout_s,
+            max_connections=cfg.max_connections,
+            max_pipelined_bytes=cfg.max_body_bytes,
+        )
+        return WorkerContext(
+            predictor=self.predictor,
+            spec=spec,
+            metadata=metadata_doc(spec, self.loaded, self.revision),
+            revision=self.revision,
+            task=self.loaded.metadata.task,
+            prediction_labels=prediction_labels(self.loaded),
+            config=limits,
+            ring=self.ring,
+            heartbeats=self.heartbeats,
+            feedback=self.feedback,
+            host=cfg.host,
+            backlog=cfg.backlog,
+            grpc_port=self.grpc_port,
+        )
 
     def _supervise(self) -> int:
         cfg = self.config

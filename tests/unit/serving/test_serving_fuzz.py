@@ -1,10 +1,10 @@
 """Fuzzing (hypothesis, bounded): the OIP v2 / v1 decoders, the gRPC decoder and the HTTP
 request parser must never crash, never answer 5xx to bad input, and never stall a connection.
 
-The HTTP fuzzing drives a real worker App (real model, real batcher, real event loop) through
-HttpConnection; only the socket is replaced by a transport that records what is written, so
-thousands of inputs run in seconds. tests/serving/test_server_fuzz.py does the same over real
-sockets against the real server. MODELOPS_FUZZ_EXAMPLES scales the number of examples.
+The HTTP fuzzing drives a real worker data plane (real model, real batcher, real event loop)
+through HttpConnection and the REST route table; only the socket is replaced by a transport that
+records what is written, so thousands of inputs run in seconds. tests/serving/test_server_fuzz.py
+does the same over real sockets against the real server. MODELOPS_FUZZ_EXAMPLES scales the number of examples.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from modelops.loading.loader import load_model_dir
+from modelops.serving.dataplane import DataPlane, WorkerConfig
 from modelops.serving.grpc_codec import decode_infer
-from modelops.serving.http import App, HttpConnection, WorkerConfig
+from modelops.serving.http import HttpFront
 from modelops.serving.metrics import RequestMetrics
 from modelops.serving.predictor import Predictor
 from modelops.serving.protocol import ModelSpec, RequestError, decode_v1, decode_v2
+from modelops.serving.rest import RestApi
 
 EXAMPLES = int(os.environ.get("MODELOPS_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -165,7 +167,7 @@ class RecordingTransport:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpFront]:
     from modelops.training.trainer import TrainOptions, train
 
     out: Path = tmp_path_factory.mktemp("fuzz-iris")
@@ -196,7 +198,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     )
     loop = asyncio.new_event_loop()
     metrics = RequestMetrics("iris", "1", "fuzz", "classification", list(loaded.metadata.classes))
-    yield App(loop, predictor, spec, config, metrics, None, {"name": "iris"})
+    plane = DataPlane(loop, predictor, spec, config, metrics, None, {"name": "iris"})
+    yield HttpFront(plane, RestApi(plane).dispatch)
     loop.close()
 
 
@@ -219,9 +222,9 @@ pieces = st.one_of(
 
 @FUZZ
 @given(parts=st.lists(pieces, min_size=1, max_size=8), cuts=st.lists(st.integers(1, 64), min_size=1, max_size=8))
-def test_http_parser_never_crashes_stalls_or_answers_5xx(app: App, parts: list[bytes], cuts: list[int]) -> None:
+def test_http_parser_never_crashes_stalls_or_answers_5xx(front: HttpFront, parts: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(parts)
-    conn = HttpConnection(app)
+    conn = front.connection()
     transport = RecordingTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     try:
@@ -232,9 +235,9 @@ def test_http_parser_never_crashes_stalls_or_answers_5xx(app: App, parts: list[b
             if transport.reading:
                 conn.data_received(stream[offset : offset + size])
                 offset += size
-            app.loop.run_until_complete(asyncio.sleep(0))  # let the batcher run
+            front.plane.loop.run_until_complete(asyncio.sleep(0))  # let the batcher run
         for _ in range(3):
-            app.loop.run_until_complete(asyncio.sleep(0))
+            front.plane.loop.run_until_complete(asyncio.sleep(0))
         statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", bytes(transport.data))]
         assert all(code < 500 for code in statuses), bytes(transport.data)[:500]
         # No stall: nothing is left half-answered; the connection is idle, reading, or closed.
