@@ -93,12 +93,14 @@ test-faults: venv system-deps
 	  tests/e2e/test_retraining.py::test_gate_off_a_bad_candidate_is_rolled_back_by_the_canary_and_repeats_end_in_retrain_blocked \
 	  tests/e2e/test_retraining.py::test_windows_below_min_samples_never_trigger
 
-# The image test is `make test-image`, not part of `make test`: a changed source tree rebuilds three images (minutes).
+# The image test is `make test-image`, not part of `make test`: it needs root (runc, umoci) and the built archives.
 test: venv system-deps lint tools helm-check
 	$(BIN)/pytest --ignore=tests/image --ignore=tests/e2e/test_faults.py -m "not faults" --durations=15
 
-# OCI archives of the operator, server and trainer images in dist/ (cached by their inputs under
-# ~/.cache/modelops/image), loadable with `kind load image-archive dist/<archive>`.
+# OCI archives of the operator, server and trainer images and the server-testing image in dist/,
+# loadable with `kind load image-archive dist/<archive>`. Buildah builds only the dependencies (cached
+# under ~/.cache/modelops/image); the project's code is one layer on top (image/layer.py). Each
+# step's time is printed, and a table of them at the end.
 image: venv image-deps
 	image/build.sh
 
