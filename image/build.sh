@@ -69,9 +69,6 @@ timestamp=$(git log -1 --format=%ct -- "${inputs[@]}" 2>/dev/null || true)
 if [[ -n $(git status --porcelain --untracked-files=no -- "${inputs[@]}" 2>/dev/null) ]]; then
   revision=$revision-dirty
 fi
-# The dependencies images' own time: the last commit that changed what they are made of.
-deps_timestamp=$(git log -1 --format=%ct -- Containerfile image/base-rootfs.sh pyproject.toml 2>/dev/null || true)
-[[ -n $deps_timestamp ]] || deps_timestamp=0
 hash() { sha256sum | cut -c1-16; }
 # vfs works on any filesystem, in any sandbox; MODELOPS_STORAGE_DRIVER=overlay is faster where it works.
 driver=${MODELOPS_STORAGE_DRIVER:-vfs}
@@ -132,7 +129,9 @@ finish "$(basename "$wheel") $(sha256sum "$wheel" | cut -c1-12)"
 
 # 3. One dependencies image per role: the key covers everything it is made of, and not the
 # project's own source (the project's wheel is in the build context, installed and uninstalled).
-image_key=$( (echo "deps-1 $base_key $version $deps_timestamp"; cat Containerfile pyproject.toml
+# Time 0, as the base: what a key names is the same whenever it is built (the image's config and
+# the top layer carry the source's time).
+image_key=$( (echo "deps-1 $base_key $version"; cat Containerfile pyproject.toml
               sha256sum image/wheels/*.whl | grep -v modelops_operator- | cut -d' ' -f1) | hash)
 for role in "${roles[@]}"; do
   begin "$role: dependencies image"
@@ -144,7 +143,7 @@ for role in "${roles[@]}"; do
   fi
   log "building $deps_ref with buildah (chroot isolation, offline)"
   bah build --quiet --isolation chroot --pull=never --layers=false --force-rm \
-    --timestamp "$deps_timestamp" \
+    --timestamp 0 \
     --build-arg BASE="$base_ref" --build-arg EXTRAS="$role" --build-arg DEPENDENCIES_ONLY=1 \
     --build-arg VERSION="$version" --build-arg REVISION="dependencies-$image_key" \
     --tag "$deps_ref" --file Containerfile . >/dev/null
