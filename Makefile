@@ -95,8 +95,10 @@ test-faults: venv system-deps image
 test: venv system-deps lint tools helm-check image
 	$(BIN)/pytest --ignore=tests/image -m "not faults" --durations=15
 
-# OCI archives of the operator, server and trainer images in dist/ (cached by their inputs under
-# ~/.cache/modelops/image), loadable with `kind load image-archive dist/<archive>`.
+# OCI archives of the operator, server and trainer images and the server-testing image in dist/,
+# loadable with `kind load image-archive dist/<archive>`. Buildah builds only the dependencies (cached
+# under ~/.cache/modelops/image); the project's code is one layer on top (image/layer.py). Each
+# step's time is printed, and a table of them at the end.
 image: venv image-deps
 	image/build.sh
 

@@ -3,7 +3,10 @@
 Each OCI archive in dist/ is unpacked with umoci and run with runc (image/run.py) from the image's
 own root filesystem, as its own user 65532, with a read-only root and a tmpfs /tmp. The trainer
 image trains a model, the server image serves it and answers one inference, the operator image
-prints `modelops --help` and the operator's `--help` and carries no scikit-learn or pandas.
+prints `modelops --help` and the operator's `--help` and carries no scikit-learn or pandas. The
+project's own code is the top layer image/layer.py appends (README "Images"): it must be exactly the
+source tree, compiled, opaque over what lies below; the test image modelops-server-testing is the
+server image plus one layer with tests/models/modelops_testing.
 Needs root (runc) and the archives: `make test-image` builds them first; without them every test
 here errors with the command to run.
 """
@@ -11,13 +14,17 @@ here errors with the command to run.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import struct
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -26,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN = [sys.executable, str(ROOT / "image" / "run.py")]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 ROLES = ("operator", "server", "trainer")
+TESTING = "server-testing"
+SITE = "opt/modelops/lib/python3.11/site-packages"
+SOURCE = ROOT / "operator" / "modelops"
 
 
 def archive(role: str) -> Path:
@@ -35,11 +45,11 @@ def archive(role: str) -> Path:
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each role's archive unpacked (layout + root filesystem), once for this module."""
-    missing = [str(archive(r)) for r in ROLES if not archive(r).is_file()]
+    missing = [str(archive(r)) for r in (*ROLES, TESTING) if not archive(r).is_file()]
     if missing:
         pytest.fail(f"no image archive {', '.join(missing)}: run `make image` (or `make test-image`) first")
     unpacked = {}
-    for role in ROLES:
+    for role in (*ROLES, TESTING):
         into = tmp_path_factory.mktemp(role)
         subprocess.run([*RUN, "unpack", str(archive(role)), str(into)], check=True, capture_output=True)
         unpacked[role] = into
@@ -165,3 +175,116 @@ def test_server_image_serves_one_inference_read_only(server: tuple[str, subproce
     assert output["data"] == [0]  # setosa
     proc.terminate()
     assert proc.wait(timeout=60) == 0
+
+
+def _layout_json(layout: Path, digest: str) -> dict[str, Any]:
+    return json.loads((layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_text())
+
+
+def _manifest(image: Path) -> dict[str, Any]:
+    index = json.loads((image / "layout" / "index.json").read_text())
+    return _layout_json(image / "layout", index["manifests"][0]["digest"])
+
+
+def _top_layer_names(image: Path) -> list[str]:
+    top = _manifest(image)["layers"][-1]["digest"].removeprefix("sha256:")
+    with tarfile.open(image / "layout" / "blobs" / "sha256" / top) as layer:
+        return layer.getnames()
+
+
+def _site_packages_tops(names: list[str]) -> set[str]:
+    """What a layer's entries put directly into site-packages."""
+    return {n.removeprefix(f"{SITE}/").split("/")[0] for n in names if n.startswith(f"{SITE}/")}
+
+
+def _py_files(tree: Path) -> set[str]:
+    return {p.relative_to(tree).as_posix() for p in tree.rglob("*.py") if "__pycache__" not in p.parts}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_top_layer_is_the_current_source_compiled_and_opaque(role: str, images: dict[str, Path]) -> None:
+    installed = images[role] / "bundle" / "rootfs" / SITE / "modelops"
+    # Exactly the source's modules, byte for byte: nothing stale, nothing deleted lingering.
+    assert _py_files(installed) == _py_files(SOURCE)
+    for name in _py_files(SOURCE):
+        assert (installed / name).read_bytes() == (SOURCE / name).read_bytes(), name
+        pyc = installed / Path(name).parent / "__pycache__" / f"{Path(name).stem}.cpython-311.pyc"
+        # PEP 552 flags 0b01: hash-based, never checked against the source (read-only root).
+        assert struct.unpack("<4xI", pyc.read_bytes()[:8])[0] == 1, name
+    # The layer replaces the package and its metadata wholesale (OCI opaque whiteouts) and holds
+    # nothing but the project: the dependencies are in the layers below.
+    names = _top_layer_names(images[role])
+    assert f"{SITE}/modelops/.wh..wh..opq" in names
+    assert f"{SITE}/modelops_operator-{VERSION}.dist-info/.wh..wh..opq" in names
+    assert _site_packages_tops(names) == {"modelops", f"modelops_operator-{VERSION}.dist-info"}
+    assert "opt/modelops/bin/modelops" in names
+    config = _layout_json(images[role] / "layout", _manifest(images[role])["config"]["digest"])
+    assert config["history"][-1]["created_by"].startswith("image/layer.py: modelops_operator-")
+    assert len(config["rootfs"]["diff_ids"]) == len(_manifest(images[role])["layers"])
+    revision = config["config"]["Labels"]["org.opencontainers.image.revision"]
+    assert revision != "unknown" and not revision.startswith("dependencies-")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_modelops_runs_from_bytecode_as_65532_on_a_read_only_root(role: str, images: dict[str, Path]) -> None:
+    helped = run(images[role], "--help")
+    assert helped.returncode == 0 and "usage: modelops" in helped.stdout, helped.stderr
+    imports = {"operator": "modelops.controller.runner", "server": "modelops.serving.server, sklearn",
+               "trainer": "modelops.training.trainer, sklearn, pandas"}[role]
+    probe = run(images[role], "-v", "-c", f"import os, modelops.cli.main, {imports}; print(os.getuid())",
+                entrypoint="python3")
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert probe.stdout.split() == ["65532"]
+    # `python -v` says "code object from <file>" for each module it loads: the .pyc, or the .py it
+    # compiled at import, which with the build's clamped mtimes and a read-only root would be every
+    # start, every module.
+    loaded = [line.split("code object from ", 1)[1].strip("'") for line in probe.stderr.splitlines()
+              if line.startswith("# code object from") and "/opt/modelops/" in line]
+    assert len(loaded) > 100 and all(path.endswith(".pyc") for path in loaded), [
+        path for path in loaded if not path.endswith(".pyc")][:10]
+
+
+def test_a_module_deleted_from_the_source_is_gone_from_the_image(images: dict[str, Path], tmp_path: Path) -> None:
+    """image/layer.py on an image that has the package: the new layer's copy wins wholesale."""
+    package = tmp_path / "src" / "modelops"
+    shutil.copytree(SOURCE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    deleted = sorted(_py_files(package) - {"__init__.py"})[0]
+    (package / deleted).unlink()
+    out = tmp_path / "changed.oci.tar"
+    subprocess.run([sys.executable, str(ROOT / "image" / "layer.py"), "--base", str(archive("operator")),
+                    "--out", str(out), "--ref", "docker.io/library/modelops-changed:0", "--package", str(package),
+                    "--created", "0"], check=True, capture_output=True)
+    into = tmp_path / "changed"
+    subprocess.run([*RUN, "unpack", str(out), str(into)], check=True, capture_output=True)
+    installed = into / "bundle" / "rootfs" / SITE / "modelops"
+    assert _py_files(installed) == _py_files(SOURCE) - {deleted}
+    stem = Path(deleted)
+    assert not (installed / stem.parent / "__pycache__" / f"{stem.stem}.cpython-311.pyc").exists()
+    helped = run(into, "--help")
+    assert helped.returncode == 0 and "usage: modelops" in helped.stdout, helped.stderr
+
+
+def test_testing_image_is_the_server_image_plus_the_test_models(images: dict[str, Path]) -> None:
+    index = json.loads((images[TESTING] / "layout" / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == (
+        f"docker.io/library/modelops-{TESTING}:{VERSION}")
+    server, testing = _manifest(images["server"])["layers"], _manifest(images[TESTING])["layers"]
+    assert testing[:-1] == server and len(testing) == len(server) + 1
+    names = _top_layer_names(images[TESTING])
+    assert f"{SITE}/modelops_testing/.wh..wh..opq" in names
+    assert _site_packages_tops(names) == {"modelops_testing"}
+    spec = json.loads((images[TESTING] / "bundle" / "config.json").read_text())
+    assert spec["annotations"]["org.opencontainers.image.title"] == f"modelops-{TESTING}"
+    assert spec["process"]["user"]["uid"] == 65532
+    # No PYTHONPATH: the test models are in the image's own site-packages, next to modelops.
+    probe = run(images[TESTING], "-c", "\n".join([
+        "import os, modelops_testing, modelops_testing.wrappers",
+        "assert 'PYTHONPATH' not in os.environ",
+        "print(modelops_testing.__file__)",
+        "print(' '.join(modelops_testing.TRUSTED_TYPES))",
+    ]), entrypoint="python3")
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == [f"/{SITE}/modelops_testing/__init__.py", *(
+        f"modelops_testing.wrappers.{name}" for name in ("SlowEstimator", "FailAboveEstimator"))]
+    trainer = run(images[TESTING], "-m", "modelops_testing", "train", "--help", entrypoint="python3")
+    assert trainer.returncode == 0 and "--dataset" in trainer.stdout, trainer.stderr
