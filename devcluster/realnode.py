@@ -11,7 +11,7 @@ unlike `ip netns exec`, leaves the mount namespace and so the cgroup filesystems
 - nothing a pod sends can leave the machine: the node namespace has no default route, only its pod
   bridge, the link to the host and the other nodes of this checkout.
 
-Addresses (per checkout, from `netkubelet.CHECKOUT_SLOT`-style hashing of the checkout's path):
+Addresses (per checkout, from a hash of the checkout's path, CHECKOUT_HASH):
 - a block of four /24s in 10.244.16.0-10.244.215.0: node i's pods use the i-th /24 (at most 3 nodes),
   the 4th is the link network: the host's bridge `mo<tag>` holds .1 there, node i's end of its veth .10+i;
 - a Service range 10.(96+n).0.0/16 inside the 10.96.0.0/11 that `localcluster` makes unreachable.

@@ -147,7 +147,7 @@ class LoadGenerator:
         self.stopped = threading.Event()
         self.endpoints: list[tuple[str, int]] = []  # ready (ip, port)
         self.revisions: dict[str, str] = {}  # pod IP -> revision label
-        self.routed: dict[str, tuple[bool, float]] = {}  # ip -> (netkubelet-routed, checked at)
+        self.routed: dict[str, tuple[bool, float]] = {}  # ip -> (routed onto the node bridge, checked at)
         self.next_index = 0
         self.started = 0.0
         self._results = Results()

@@ -23,22 +23,24 @@ from pathlib import Path
 from typing import Any
 
 from demo.scenario import (
-    REAL_NODE,
+    DATA_CLAIM,
+    MODELS_CLAIM,
     SHIFT,
     apply,
     get,
     iris_rows,
     manifest,
     retraining_spec,
+    share,
     shifted_rows,
     status,
     train,
     wait_status,
     write_shifted_csv,
 )
-from devcluster import localcluster
-from devcluster.netkubelet import NetKubelet, real_cidr
-from devcluster.operator import CRD_FILE, OperatorProcess
+from devcluster import claims, localcluster, realnode
+from devcluster.chart import ChartOperator
+from devcluster.operator import CRD_FILE
 from devcluster.traffic import LoadGenerator
 
 NAME = "iris"
@@ -71,11 +73,17 @@ def _job_done(cluster: localcluster.Cluster, namespace: str) -> float | None:
 
 
 def one_run(cluster: localcluster.Cluster, namespace: str, work: Path) -> Run:
+    # The models and the data reach the pods on claims (models read-only for the servers; data the
+    # Job reads the dataset from and writes the candidate to), as in `make demo`.
+    share(work / "models", MODELS_CLAIM)
     v1 = train(work / "models", "v1", "1")
-    data = work / "data"
+    data = work / "data" / namespace
+    share(data, DATA_CLAIM)
     (data / "out").mkdir(parents=True, exist_ok=True)
     write_shifted_csv(data / "holdout.csv", SHIFT, seed=1)
     write_shifted_csv(data / "shifted.csv", SHIFT, seed=2, copies=3)
+    claims.provision(cluster, namespace, MODELS_CLAIM, work / "models")
+    claims.provision(cluster, namespace, DATA_CLAIM, data)
     obj = manifest(NAME, v1, steps=STEPS, min_requests=5)
     obj["spec"]["retraining"] = retraining_spec(data / "shifted.csv", data / "holdout.csv", data / "out",
                                                 gate={"metric": "accuracy", "minValue": 0.8},
@@ -146,14 +154,15 @@ def main() -> None:
     cluster = localcluster.up()
     localcluster.apply_crd(cluster, CRD_FILE, "modeldeployments.modelops.dev")
     work = Path(tempfile.mkdtemp(prefix="modelops-bench-retraining-"))
-    kubelet = NetKubelet(str(cluster.kubeconfig), REAL_NODE, real_cidr(0)).start()
-    operator = OperatorProcess(cluster, work / "operator.log")
-    operator.start()
+    if not localcluster.image_archives():
+        raise SystemExit("bench: no images in dist/ (make image)")
+    operator = ChartOperator(cluster, work, prometheus_allow=(realnode.host_ip(),)).install()
     runs: list[Run] = []
     try:
         for i in range(args.runs):
             namespace = f"bench-retraining-{int(time.time()) % 100000}-{i}"
             cluster.kubectl("create", "namespace", namespace)
+            cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
             while not cluster.kubectl("get", "sa", "default", "-n", namespace, "-o", "name", check=False).strip():
                 time.sleep(0.2)
             print(f"run {i + 1}/{args.runs} in {namespace}", flush=True)
@@ -161,11 +170,11 @@ def main() -> None:
                 runs.append(one_run(cluster, namespace, work))
             finally:
                 cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+                claims.release(cluster, namespace)
     finally:
-        operator.stop()
-        kubelet.stop()
+        operator.uninstall()
     table = report(runs)
-    print(f"\nThe retraining loop, one real run per group of rows (operator log: {work / 'operator.log'})\n")
+    print(f"\nThe retraining loop, one real run per group of rows (operator logs: {work})\n")
     print(table)
     if args.write:
         results = Path(__file__).resolve().parent / "RESULTS.md"
