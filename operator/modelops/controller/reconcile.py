@@ -26,13 +26,13 @@ import aiohttp
 from pydantic import ValidationError
 
 from modelops.analysis.allowlist import AllowedPrometheus
+from modelops.analysis.factory import provider_for
 from modelops.analysis.provider import (
     DEFAULT_TIMEOUT_SECONDS,
     AnalysisTarget,
     TrackTarget,
     analysis_window,
     failed_readings,
-    provider_for,
 )
 from modelops.api.events import EmitEvent
 from modelops.api.spec import ModelDeploymentSpec
