@@ -1,7 +1,7 @@
 """Which Prometheus addresses the operator may query: the `--prometheus-allow` list (pure, no I/O).
 
 Whoever may create a ModelDeployment writes `spec.monitoring.prometheusUrl`; without a list the
-operator would fetch any URL it is given from inside the cluster. `provider.provider_for` checks the
+operator would fetch any URL it is given from inside the cluster. `factory.provider_for` checks the
 URL against the list the operator was started with, and an address not on it is never requested.
 
 An entry is either

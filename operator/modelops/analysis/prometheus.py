@@ -1,6 +1,6 @@
 """Prometheus metric provider: instant PromQL queries over HTTP (`/api/v1/query`).
 
-Chosen by `provider.provider_for` when spec.monitoring.prometheusUrl is set. Canary and stable are
+Chosen by `factory.provider_for` when spec.monitoring.prometheusUrl is set. Canary and stable are
 queried over the same window, all queries of one measurement concurrently, each under a hard
 timeout; an unreachable or slow Prometheus yields readings with `error` (judged Inconclusive/Error),
 never an exception, so the rollout holds and says why. The error is always our own short text

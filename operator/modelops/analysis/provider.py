@@ -1,9 +1,12 @@
-"""The metric-provider interface (à la Flagger: one small Protocol, chosen by a factory).
+"""The metric-provider interface alone (Flagger's `providers/provider.go`): the Protocol and the types
+every provider shares. It imports no provider; `modelops.analysis.factory.provider_for` chooses one.
 
 The controller builds an `AnalysisTarget` when `modelops.rollout.analysis_runs.analysis_due` says a run is
-due, asks `provider_for(spec, session, prometheus_allow=...)` for the provider, awaits `measure` for
-`spec.rollout.analysis.effective_metrics()`, and hands the readings to the state machine as an
-`Observed.measurement`. Adding a provider is adding one module.
+due, asks the factory for the provider, awaits `measure` for `spec.rollout.analysis.effective_metrics()`,
+and hands the readings to the state machine as an `Observed.measurement`.
+
+Adding a provider: one module implementing `MetricProvider` (importing from here, never from the
+factory), and one branch in `factory.provider_for` that chooses it.
 """
 
 from __future__ import annotations
@@ -13,10 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-import aiohttp
-
 from modelops.analysis import queries
-from modelops.analysis.allowlist import AllowedPrometheus, prometheus_allowed, refusal
 from modelops.analysis.judging import MetricReading
 from modelops.api.durations import parse_duration
 from modelops.api.rollout_spec import Metric
@@ -61,41 +61,6 @@ def analysis_window(spec: ModelDeploymentSpec) -> timedelta:
     """The PromQL window of a measurement: the analysis interval, but never under four scrapes."""
     return queries.query_window(parse_duration(spec.rollout.analysis.interval),
                                 parse_duration(spec.monitoring.scrape_interval))
-
-
-class RefusedProvider:
-    """What a prometheusUrl off the operator's allow-list gets: Error readings, and no request."""
-
-    def __init__(self, message: str):
-        self.message = message
-
-    async def measure(self, metrics: Sequence[Metric], target: AnalysisTarget) -> tuple[MetricReading, ...]:
-        return failed_readings(metrics, self.message)
-
-    async def is_online(self) -> bool:
-        return False
-
-
-def provider_for(
-    spec: ModelDeploymentSpec,
-    session: aiohttp.ClientSession,
-    timeout: float = DEFAULT_TIMEOUT_SECONDS,
-    *,
-    prometheus_allow: Sequence[AllowedPrometheus] = (),
-) -> MetricProvider:
-    """Prometheus when spec.monitoring.prometheusUrl is set and on the operator's allow-list
-    (`prometheus_allow`, from `--prometheus-allow`; empty: no Prometheus may be queried), a provider
-    of Error readings when it is set but not allowed, otherwise a direct scrape of the pods."""
-    # Imported here so that each provider module stays optional for the other's users.
-    from modelops.analysis.prometheus import PrometheusProvider
-    from modelops.analysis.scrape import ScrapeProvider
-
-    url = spec.monitoring.prometheus_url
-    if url:
-        if not prometheus_allowed(url, prometheus_allow):
-            return RefusedProvider(refusal(url))
-        return PrometheusProvider(url, session, timeout=timeout)
-    return ScrapeProvider(session, timeout=timeout)
 
 
 def failed_readings(metrics: Sequence[Metric], error: str) -> tuple[MetricReading, ...]:

@@ -1,6 +1,6 @@
 """Direct-scrape metric provider: no Prometheus needed, so analysis works on a bare cluster.
 
-Chosen by `provider.provider_for` when spec.monitoring.prometheusUrl is unset. Each measurement
+Chosen by `factory.provider_for` when spec.monitoring.prometheusUrl is unset. Each measurement
 scrapes every ready pod of both tracks (`http://<pod IP>:<port>/metrics`) twice, `scrape_window`
 apart, and computes the builtins from the counter and histogram deltas between the two scrapes
 (the same definitions as `queries.py`: 5xx / all requests, p99 of request duration, max PSI).

@@ -26,13 +26,13 @@ import aiohttp
 from pydantic import ValidationError
 
 from modelops.analysis.allowlist import AllowedPrometheus
+from modelops.analysis.factory import provider_for
 from modelops.analysis.provider import (
     DEFAULT_TIMEOUT_SECONDS,
     AnalysisTarget,
     TrackTarget,
     analysis_window,
     failed_readings,
-    provider_for,
 )
 from modelops.api.events import EmitEvent
 from modelops.api.spec import ModelDeploymentSpec
@@ -62,12 +62,13 @@ from modelops.rollout.analysis_runs import analysis_due
 from modelops.rollout.commands import parse_commands
 from modelops.rollout.machine import next_state
 from modelops.rollout.observed import DeploymentObservation, DesiredRevision, Measurement, Observed
-from modelops.traffic import gateway_api
-from modelops.traffic.router import GATEWAY_API, TrafficView, router_for
+from modelops.traffic.factory import router_for
+from modelops.traffic.router import RouteFault, Router, TrafficView
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-ROUTE_PORT = 80
+# What a router's route check found, as the condition reason a person sees.
+ROUTE_REASONS = {RouteFault.MISSING: REASON_ROUTE_NOT_FOUND, RouteFault.NOT_OURS: REASON_ROUTE_NOT_REFERENCING}
 WRITES_REMEMBERED = 4
 OUTCOME_EVENTS = {rollout_events.EVENT_PROMOTED: "Promoted", rollout_events.EVENT_ROLLED_BACK: "RolledBack",
                   rollout_events.EVENT_ABORTED: "Aborted"}
@@ -173,7 +174,8 @@ class Reconciler:
         revisions = {_revision(d) for d in deployments}
         pods = self.cache.pods_of(namespace, name, revisions)
         observations = tuple(_observe_deployment(d, pods) for d in deployments if _revision(d))
-        route = self._route(spec, namespace)
+        router = router_for(spec.rollout.traffic)
+        route = self._route(router, namespace)
         # A retrained candidate goes out through spec.rollout like any new version, without writing spec.
         model, _source = desired_model(spec, status)
         running = (status.stable.revision if status.stable else None,
@@ -187,7 +189,7 @@ class Reconciler:
             generation=generation,
             desired=DesiredRevision(revision=wanted, model=model),
             deployments=observations,
-            observed_weight=_observed_weight(spec, status, observations, route, name),
+            observed_weight=_observed_weight(router, status, observations, route, name),
             measurement=measurement,
             commands=parse_commands(meta.get("annotations") or {}),
         )
@@ -208,7 +210,7 @@ class Reconciler:
         self._record(decision, new_status, key)
         self._record_retraining(status, new_status)
         try:
-            await self._carry_out(obj, spec, decision, deployments, route)
+            await self._carry_out(obj, spec, decision, deployments, router, route)
             if retrain is not None:
                 await self.retraining.carry_out(obj, spec, retrain)
                 for event in retrain.events:
@@ -243,11 +245,13 @@ class Reconciler:
         if dropped is not None and dropped != dropped_before:
             self.metrics.retraining_runs.labels(outcome="Dropped").inc()
 
-    def _route(self, spec: ModelDeploymentSpec, namespace: str) -> dict[str, Any] | None:
-        ref = spec.rollout.traffic.http_route
-        if spec.rollout.traffic.router != GATEWAY_API or ref is None:
+    def _route(self, router: Router, namespace: str) -> dict[str, Any] | None:
+        """The router's route as cached (None: the router has none, or it is not found)."""
+        ref = router.route_ref()
+        if ref is None:
             return None
-        return self.cache.routes.get(namespace, ref.name)
+        store = self.cache.stores().get(ref.kind)
+        return store.get(namespace, ref.name) if store is not None else None
 
     def _record(self, decision: Decision, status: ModelDeploymentStatus, key: Key) -> None:
         for event in decision.events:
@@ -291,7 +295,8 @@ class Reconciler:
     # ------------------------------------------------------------ acting (after the status write)
 
     async def _carry_out(self, obj: dict[str, Any], spec: ModelDeploymentSpec, decision: Decision,
-                         deployments: list[dict[str, Any]], route: dict[str, Any] | None) -> None:
+                         deployments: list[dict[str, Any]], router: Router,
+                         route: dict[str, Any] | None) -> None:
         meta = obj["metadata"]
         name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
         problems: list[ReconcileProblem] = []
@@ -316,7 +321,7 @@ class Reconciler:
                     await self.kube.call(self.kube.delete_deployment, namespace, found["metadata"]["name"],
                                          found["metadata"]["uid"])
             elif isinstance(action, SetRouting):
-                await self._set_routing(obj, spec, action, route)
+                await self._set_routing(obj, spec, action, router, route)
         # Events last, one at a time, in the order the machine made the transitions.
         for event in decision.events:
             await self._post(obj, event)
@@ -437,23 +442,19 @@ class Reconciler:
         await self._apply(desired, cached)
 
     async def _set_routing(self, obj: dict[str, Any], spec: ModelDeploymentSpec, routing: SetRouting,
-                           route: dict[str, Any] | None) -> None:
-        ref = spec.rollout.traffic.http_route
-        if spec.rollout.traffic.router != GATEWAY_API or ref is None:
-            return  # ReplicaRatio: the one Service over both tracks already carries the weight
+                           router: Router, route: dict[str, Any] | None) -> None:
+        """The router's track Services, then its route with the weight (a router without one: nothing)."""
         meta = obj["metadata"]
         name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
-        await self._ensure_service(builders.track_service(
-            name, namespace, uid, spec, "stable", routing.stable_revision), uid)
-        await self._ensure_service(builders.track_service(
-            name, namespace, uid, spec, "canary", routing.canary_revision or routing.stable_revision), uid)
+        for track in router.track_services(routing.stable_revision, routing.canary_revision):
+            await self._ensure_service(builders.track_service(
+                name, namespace, uid, spec, track.track, track.revision), uid)
+        problem = router.check_route(name, namespace, route)
+        if problem is not None:
+            raise ReconcileProblem(ROUTE_REASONS[problem.fault], problem.message)
         if route is None:
-            raise ReconcileProblem(REASON_ROUTE_NOT_FOUND, f"HTTPRoute {ref.name} not found in {namespace}")
-        if not gateway_api.routes_us(route, name):
-            raise ReconcileProblem(REASON_ROUTE_NOT_REFERENCING, (
-                f"HTTPRoute {ref.name} has no backendRef naming {name}, {gateway_api.stable_service(name)} or "
-                f"{gateway_api.canary_service(name)}: nothing of it is ours to weight"))
-        updated = gateway_api.route_with_weights(route, name, routing.canary_weight, ROUTE_PORT)
+            return  # a router without a route (ReplicaRatio): its one Service already carries the weight
+        updated = router.desired_route(name, route, routing.canary_weight)
         if updated is not None:
             await self.kube.call(self.kube.replace_route, updated)
 
@@ -526,11 +527,11 @@ def _observe_deployment(deployment: dict[str, Any], pods: list[PodView]) -> Depl
                                  ready_replicas=int(st.get("readyReplicas") or 0), problem=problem)
 
 
-def _observed_weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus,
+def _observed_weight(router: Router, status: ModelDeploymentStatus,
                      observations: tuple[DeploymentObservation, ...], route: dict[str, Any] | None,
                      name: str) -> int:
     ready = {o.revision: o.ready_replicas for o in observations}
     stable = status.stable.revision if status.stable else None
     canary = status.canary.revision if status.canary else None
     view = TrafficView(ready_stable=ready.get(stable or "", 0), ready_canary=ready.get(canary or "", 0), route=route)
-    return router_for(spec.rollout.traffic).observed_weight(name, view)
+    return router.observed_weight(name, view)

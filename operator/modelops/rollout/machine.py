@@ -37,7 +37,7 @@ from modelops.rollout.ordering import ordered_actions
 from modelops.rollout.phase import derive_phase
 from modelops.rollout.promotion import bake
 from modelops.rollout.stable import deploy_directly, deploys_directly, steady
-from modelops.traffic.router import router_for
+from modelops.traffic.factory import router_for
 
 
 def next_state(

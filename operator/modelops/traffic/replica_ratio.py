@@ -1,7 +1,8 @@
 """ReplicaRatio router: the canary weight as a share of ready pods behind one Service (no mesh needed).
 
-Called by the rollout state machine (through `traffic.router`) to size the canary, and by the
-controller to read the weight the router observably carries. Choice: the stable track keeps full
+The `ReplicaRatio` router (chosen by `traffic.factory.router_for`) is called by the rollout state
+machine to size the canary, and by the controller to read the weight it observably carries; it has
+no route, no track Services and nothing to write. Choice: the stable track keeps full
 strength for the whole canary, so an abort is a weight of 0 at once (scale the canary to 0; stable
 capacity never dipped). The canary share is then `canary / (canary + stable)`, so a weight `w` needs
 `canary ~ stable * w / (100 - w)` pods: the canary gets the pod count whose share is the closest to
@@ -16,24 +17,15 @@ computed by `share_percent` both here (from ready pods) and in the plan (what th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
+from modelops.api.rollout_spec import Traffic
+from modelops.traffic.router import ReplicaPlan, RouteProblem, RouteRef, TrackService, TrafficView
 
-@dataclass(frozen=True)
-class ReplicaPlan:
-    """How many pods each track should run for a weight, and the share that carries."""
-
-    stable: int
-    canary: int
-    share: int  # percent of requests the canary carries once these pods are ready
-    wanted: int | None = None  # canary pods the weight needs without the cap (None: no count suffices)
-    max_surge: int | None = None  # the cap on canary pods that applied
-
-    @property
-    def surge_limited(self) -> bool:
-        """Whether maxSurge kept the canary below the pods its weight needs."""
-        return self.max_surge is not None and (self.wanted is None or self.wanted > self.canary)
+__all__ = ["ReplicaPlan", "ReplicaRatio", "closest_canary", "observed_weight", "replica_plan", "share_percent"]
 
 
 def share_percent(stable: int, canary: int) -> int:
@@ -92,3 +84,35 @@ def replica_plan(total: int, weight: int, max_surge: int | None = None) -> Repli
 def observed_weight(ready_stable: int, ready_canary: int) -> int:
     """The percent of requests the ready pods send to the canary now (`share_percent` of ready pods)."""
     return share_percent(ready_stable, ready_canary)
+
+
+@dataclass(frozen=True)
+class ReplicaRatio:
+    """Weight = share of ready pods behind the one Service that selects both tracks."""
+
+    max_surge: int | None = None  # spec.rollout.traffic.maxSurge
+    name = "ReplicaRatio"
+    weighted_route = False
+
+    @classmethod
+    def from_traffic(cls, traffic: Traffic) -> ReplicaRatio:
+        return cls(max_surge=traffic.max_surge)
+
+    def plan(self, total: int, weight: int) -> ReplicaPlan:
+        return replica_plan(total, weight, self.max_surge)
+
+    def observed_weight(self, mdep: str, view: TrafficView) -> int:
+        return observed_weight(view.ready_stable, view.ready_canary)
+
+    # The one Service over both tracks already carries the weight: no route, nothing to write.
+    def route_ref(self) -> RouteRef | None:
+        return None
+
+    def track_services(self, stable_revision: str, canary_revision: str | None) -> tuple[TrackService, ...]:
+        return ()
+
+    def check_route(self, mdep: str, namespace: str, route: Mapping[str, Any] | None) -> RouteProblem | None:
+        return None
+
+    def desired_route(self, mdep: str, route: Mapping[str, Any], weight: int) -> dict[str, Any] | None:
+        return None

@@ -14,9 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from modelops.analysis.allowlist import ALLOW_FLAG, parse_allow_entry, parse_allow_list, prometheus_allowed
+from modelops.analysis.factory import provider_for
 from modelops.analysis.judging import judge_run
 from modelops.analysis.prometheus import MAX_ANSWER_BYTES, PrometheusProvider
-from modelops.analysis.provider import AnalysisTarget, TrackTarget, analysis_window, provider_for
+from modelops.analysis.provider import AnalysisTarget, TrackTarget, analysis_window
 from modelops.analysis.queries import query_window
 from modelops.api.rollout_spec import Metric
 from modelops.api.spec import ModelDeploymentSpec

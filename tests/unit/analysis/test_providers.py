@@ -13,9 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from modelops.analysis.allowlist import parse_allow_list
+from modelops.analysis.factory import provider_for
 from modelops.analysis.judging import judge_run
 from modelops.analysis.prometheus import PrometheusProvider
-from modelops.analysis.provider import AnalysisTarget, TrackTarget, provider_for
+from modelops.analysis.provider import AnalysisTarget, TrackTarget
 from modelops.analysis.scrape import ScrapeProvider, histogram_quantile
 from modelops.api.rollout_spec import Metric
 from modelops.api.spec import ModelDeploymentSpec

@@ -7,9 +7,10 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 from modelops.api.rollout_spec import Traffic
+from modelops.traffic.factory import router_for
 from modelops.traffic.gateway_api import route_weight, route_with_weights, routes_us
-from modelops.traffic.replica_ratio import closest_canary, observed_weight, replica_plan, share_percent
-from modelops.traffic.router import ReplicaRatioRouter, TrafficView, router_for
+from modelops.traffic.replica_ratio import ReplicaRatio, closest_canary, observed_weight, replica_plan, share_percent
+from modelops.traffic.router import TrafficView
 
 GATEWAY = Traffic.model_validate({"router": "GatewayAPI", "httpRoute": {"name": "r"}})
 UNCAPPED = 10**6
@@ -57,7 +58,7 @@ def test_uncapped_canary_share_is_the_closest_any_pod_count_achieves(stable: int
     assert distance(stable, plan.canary, weight) == brute_force_best(stable, weight)
     assert plan.canary == closest_canary(stable, weight)
     # What the router reports once these pods are ready is what the plan expects.
-    router = ReplicaRatioRouter(max_surge=UNCAPPED)
+    router = ReplicaRatio(max_surge=UNCAPPED)
     assert router.plan(stable, weight) == plan
     assert router.observed_weight("iris", TrafficView(stable, plan.canary)) == plan.share
     assert abs(Fraction(100 * plan.canary, plan.canary + stable) - plan.share) <= Fraction(1, 2)
