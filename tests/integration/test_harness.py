@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelops.api.models import ModelDeploymentSpec
+from modelops.api.spec import ModelDeploymentSpec
 from modelops.resources.builders import deployment, service
 
 from devcluster import claims, localcluster, realnode
