@@ -100,8 +100,15 @@ def test_a_pod_runs_from_its_image_as_its_user_on_a_read_only_root(
     assert written.read_text() == "ok" and written.stat().st_uid == 65532 and written.stat().st_gid == 65532
     # The Service's ClusterIP through the node's kube-proxy, from the host.
     ip = json.loads(cluster.kubectl("get", "svc", "facts", "-n", restricted, "-o", "json"))["spec"]["clusterIP"]
-    with urllib.request.urlopen(f"http://{ip}/", timeout=5) as response:
-        assert response.status == 200
+    def answers() -> bool:
+        # kube-proxy programs a new Service's rules a moment after its EndpointSlice appears.
+        try:
+            with urllib.request.urlopen(f"http://{ip}/", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for(answers, "the ClusterIP answering through kube-proxy", timeout=30)
 
 
 def test_the_restricted_standard_refuses_a_root_pod(cluster: Cluster, restricted: str) -> None:
