@@ -40,7 +40,7 @@ import signal
 import subprocess
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +81,6 @@ def pod_cidr(index: int) -> str:
     if not 0 <= index < MAX_NODES:
         raise NodeError(f"real node index {index} is outside 0-{MAX_NODES - 1}")
     return f"10.244.{16 + POD_BLOCK_SLOT * 4 + index}.0/24"
-
-
-def block_cidr() -> str:
-    return f"10.244.{16 + POD_BLOCK_SLOT * 4}.0/22"
 
 
 def link_network() -> ipaddress.IPv4Network:
@@ -606,8 +602,7 @@ class NodeSet:
         path = node.dir / f"{component}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def _wait(self, what: str, check: object, timeout: float, node: Node, component: str) -> None:
-        assert callable(check)
+    def _wait(self, what: str, check: Callable[[], bool], timeout: float, node: Node, component: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if check():
@@ -655,9 +650,8 @@ class NodeSet:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
 
-    def up(self, count: int, archives: dict[str, Path], say: object = print) -> list[Node]:
+    def up(self, count: int, archives: dict[str, Path], say: Callable[[str], None] = print) -> list[Node]:
         """Start `count` real nodes (idempotent) and import `archives` into each; returns the nodes."""
-        assert callable(say)
         if not 0 < count <= MAX_NODES:
             raise NodeError(f"real nodes: {count} is outside 1-{MAX_NODES}")
         nodes = [self.node(i) for i in range(count)]
